@@ -1,0 +1,44 @@
+"""Typed errors. Every error mmrank raises on bad input derives from :class:`MmrankError`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MmrankError(Exception):
+    """Base class of all mmrank errors."""
+
+
+class DataFormatError(MmrankError, ValueError):
+    """A file or record is malformed. Names the file and (1-based) line when known."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(f"{where}{message}")
+
+
+class UnknownNameError(MmrankError, KeyError):
+    """A registry name (method, model, metric) is not known; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class MissingDependencyError(MmrankError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class ModelOutputError(MmrankError):
+    """A model produced output that cannot be parsed and no fallback was allowed."""
+
+
+class IndexCorruptError(MmrankError):
+    """A saved index or cache fails its manifest check (size, dimension or checksum)."""
+
+
+class ImageLoadError(MmrankError):
+    """An image file could not be decoded (corrupt, truncated, zero bytes, decompression bomb)."""

@@ -1,0 +1,90 @@
+"""Score normalisation and fusion, shared by hybrid retrieval and rerankers.
+
+* Reciprocal rank fusion: Cormack, Clarke & Buettcher, SIGIR 2009, ``sum 1/(k + rank)``, k=60.
+* Score interpolation ``w * norm(a) + (1 - w) * norm(b)`` with z-score or min-max normalisation,
+  as used by ERank (z-score, 0.8 rerank / 0.2 BM25) and GroupRank (0.6 / 0.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from mmrank.types import Hit, Ranking, Run
+
+Norm = Literal["zscore", "minmax", "none"]
+
+
+def normalise(scores: Sequence[float] | np.ndarray, how: Norm = "zscore") -> np.ndarray:
+    """Normalise one query's scores. Constant lists map to zeros (z-score) or zeros (min-max)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if how == "none" or s.size == 0:
+        return s
+    if how == "zscore":
+        sd = s.std()
+        return (s - s.mean()) / sd if sd > 0 else np.zeros_like(s)
+    if how == "minmax":
+        rng = s.max() - s.min()
+        return (s - s.min()) / rng if rng > 0 else np.zeros_like(s)
+    raise ValueError(f"unknown normalisation {how!r}; use 'zscore', 'minmax' or 'none'")
+
+
+def interpolate(primary: Sequence[float], secondary: Sequence[float], weight: float, how: Norm = "zscore") -> np.ndarray:
+    """``weight * norm(primary) + (1 - weight) * norm(secondary)`` for aligned score lists."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"fusion weight must be in [0, 1], got {weight}")
+    return weight * normalise(primary, how) + (1.0 - weight) * normalise(secondary, how)
+
+
+def rrf(rankings: Sequence[Ranking], k: int = 60, depth: int | None = None) -> list[Hit]:
+    """Reciprocal rank fusion of several rankings of one query (ranks are 1-based)."""
+    scores: dict[str, float] = {}
+    items: dict[str, Hit] = {}
+    for r in rankings:
+        for rank, h in enumerate(r.hits[:depth], start=1):
+            scores[h.id] = scores.get(h.id, 0.0) + 1.0 / (k + rank)
+            items.setdefault(h.id, h)
+    order = sorted(scores, key=lambda d: -scores[d])
+    return [Hit(d, scores[d], items[d].item) for d in order]
+
+
+def weighted(rankings: Sequence[Ranking], weights: Sequence[float], how: Norm = "minmax") -> list[Hit]:
+    """Weighted sum of normalised scores; a document absent from a ranking contributes 0 there."""
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking is needed")
+    scores: dict[str, float] = {}
+    items: dict[str, Hit] = {}
+    for r, w in zip(rankings, weights, strict=True):
+        for h, s in zip(r.hits, normalise(r.scores, how), strict=True):
+            scores[h.id] = scores.get(h.id, 0.0) + w * float(s)
+            items.setdefault(h.id, h)
+    order = sorted(scores, key=lambda d: -scores[d])
+    return [Hit(d, scores[d], items[d].item) for d in order]
+
+
+def fuse_runs(
+    runs: Sequence[Run],
+    method: Literal["rrf", "weighted"] = "rrf",
+    *,
+    weights: Sequence[float] | None = None,
+    k: int = 60,
+    how: Norm = "minmax",
+    name: str = "fused",
+) -> Run:
+    """Fuse several runs query by query (rank fusion of retrievers or rerankers)."""
+    if not runs:
+        raise ValueError("nothing to fuse")
+    qids = list(dict.fromkeys(q for run in runs for q in run))
+    out = []
+    for q in qids:
+        rs = [run[q] for run in runs if q in run]
+        if method == "rrf":
+            hits = rrf(rs, k=k)
+        else:
+            ws = list(weights) if weights is not None else [1.0 / len(runs)] * len(runs)
+            ws = [w for run, w in zip(runs, ws, strict=True) if q in run]
+            hits = weighted(rs, ws, how=how)
+        out.append(Ranking(q, hits, stage=f"fusion:{method}", query=rs[0].query))
+    return Run(out, name=name)
