@@ -1,0 +1,1 @@
+"""Benchmark routines shared by ``benchmarks/*.py`` and ``mmrank bench``."""
