@@ -25,7 +25,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = run_exact_search_bench(n=args.n, dims=[384, 512], n_queries=args.queries, k=100, repeats=args.repeats)
     lines = [
-        "# Exact top-100 search (best of %d runs, seconds for all queries)" % args.repeats,
+        f"# Exact top-100 search (best of {args.repeats} runs, seconds for all queries)",
         "",
         f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
         f"torch {torch.__version__}",
@@ -34,12 +34,19 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['n']} | {r['dim']} | {r['queries']} | {r['method']} | {r['seconds']:.3f} | "
-                     f"{r['vs_fastest']:.3f} |")
+        lines.append(
+            f"| {r['n']} | {r['dim']} | {r['queries']} | {r['method']} | {r['seconds']:.3f} | {r['vs_fastest']:.3f} |"
+        )
     checks = [r for r in rows if "top1_agree_torch" in r]
-    lines += ["", "Agreement (mmrank vs peers): " + "; ".join(
-        f"dim {r['dim']}: top-1 = torch {r['top1_agree_torch']:.3f}, = faiss {r['top1_agree_faiss']:.3f}, "
-        f"max |score diff| vs faiss {r['max_score_diff_faiss']:.2e}" for r in checks)]
+    lines += [
+        "",
+        "Agreement (mmrank vs peers): "
+        + "; ".join(
+            f"dim {r['dim']}: top-1 = torch {r['top1_agree_torch']:.3f}, = faiss {r['top1_agree_faiss']:.3f}, "
+            f"max |score diff| vs faiss {r['max_score_diff_faiss']:.2e}"
+            for r in checks
+        ),
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))

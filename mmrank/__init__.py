@@ -30,7 +30,7 @@ _LAZY = {
     "retriever": "mmrank.registry",
     "reranker": "mmrank.registry",
     "encoder": "mmrank.registry",
-    "index": "mmrank.registry",
+    "vector_index": "mmrank.registry",
     "names": "mmrank.registry",
     # pipeline, fusion, evaluation
     "Pipeline": "mmrank.pipeline",

@@ -31,7 +31,12 @@ def normalise(scores: Sequence[float] | np.ndarray, how: Norm = "zscore") -> np.
     raise ValueError(f"unknown normalisation {how!r}; use 'zscore', 'minmax' or 'none'")
 
 
-def interpolate(primary: Sequence[float], secondary: Sequence[float], weight: float, how: Norm = "zscore") -> np.ndarray:
+def interpolate(
+    primary: Sequence[float] | np.ndarray,
+    secondary: Sequence[float] | np.ndarray,
+    weight: float,
+    how: Norm = "zscore",
+) -> np.ndarray:
     """``weight * norm(primary) + (1 - weight) * norm(secondary)`` for aligned score lists."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"fusion weight must be in [0, 1], got {weight}")

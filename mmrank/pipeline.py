@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmrank import registry
-from mmrank.retrieve.base import Retriever
 from mmrank.rerank.base import Reranker
+from mmrank.retrieve.base import Retriever
 from mmrank.types import Corpus, Qrels, Query, Run
 
 
@@ -37,7 +37,7 @@ class Pipeline:
             self.retriever = registry.retriever(self.retriever)
         self.stages = []
         for r in self.rerankers:
-            obj, top_k = (r if isinstance(r, tuple) else (r, None))
+            obj, top_k = r if isinstance(r, tuple) else (r, None)
             self.stages.append(Stage(registry.reranker(obj) if isinstance(obj, str) else obj, top_k))
 
     def index(self, corpus: Corpus) -> Pipeline:

@@ -114,6 +114,6 @@ def encoder(name: str, /, **kwargs: Any) -> Any:
     return create("encoder", name, **kwargs)
 
 
-def index(name: str, /, **kwargs: Any) -> Any:
-    """Create a vector index, e.g. ``mmrank.index("exact")`` or ``mmrank.index("faiss-hnsw")``."""
+def vector_index(name: str, /, **kwargs: Any) -> Any:
+    """Create a vector index, e.g. ``mmrank.vector_index("exact")`` or ``mmrank.vector_index("faiss-hnsw")``."""
     return create("index", name, **kwargs)

@@ -34,8 +34,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.per_query:
         emit(args, evaluate(run, qrels, metrics, rel=args.rel, per_query=True))
         return 0
-    res = evaluate(run, qrels, metrics, rel=args.rel)
-    emit(args, res, "\n".join(f"{k}\t{v:.4f}" for k, v in res.items()))
+    means = evaluate(run, qrels, metrics, rel=args.rel)
+    emit(args, means, "\n".join(f"{k}\t{v}" for k, v in means.items()))
     return 0
 
 
@@ -53,8 +53,11 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
     run = retriever.retrieve(queries, k=args.k)
     secs = time.perf_counter() - t0
     write_trec_run(run, args.out, tag=args.retriever)
-    emit(args, {"out": str(args.out), "queries": len(run), "seconds": round(secs, 3), **run.provenance()},
-         f"wrote {args.out}: {len(run)} queries, top-{args.k}, {secs:.1f}s")
+    emit(
+        args,
+        {"out": str(args.out), "queries": len(run), "seconds": round(secs, 3), **run.provenance()},
+        f"wrote {args.out}: {len(run)} queries, top-{args.k}, {secs:.1f}s",
+    )
     return 0
 
 
@@ -76,9 +79,12 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     secs = time.perf_counter() - t0
     write_trec_run(out, args.out, tag=args.reranker)
     prov = out.provenance()
-    emit(args, {"out": str(args.out), "queries": len(out), "seconds": round(secs, 3), **prov},
-         f"wrote {args.out}: {len(out)} queries reranked by {args.reranker} in {secs:.1f}s; "
-         f"model calls {prov['model_calls']}, fallbacks {prov['fallbacks'] or 'none'}")
+    emit(
+        args,
+        {"out": str(args.out), "queries": len(out), "seconds": round(secs, 3), **prov},
+        f"wrote {args.out}: {len(out)} queries reranked by {args.reranker} in {secs:.1f}s; "
+        f"model calls {prov['model_calls']}, fallbacks {prov['fallbacks'] or 'none'}",
+    )
     return 0
 
 
@@ -93,8 +99,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_bench_exact(args: argparse.Namespace) -> int:
     from mmrank.bench.exact_search import run_exact_search_bench
 
-    rows = run_exact_search_bench(n=args.n, dims=[int(d) for d in args.dims.split(",")], n_queries=args.queries,
-                                  k=args.k, repeats=args.repeats)
+    rows = run_exact_search_bench(
+        n=args.n, dims=[int(d) for d in args.dims.split(",")], n_queries=args.queries, k=args.k, repeats=args.repeats
+    )
     emit(args, rows)
     return 0
 

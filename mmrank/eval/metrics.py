@@ -29,6 +29,7 @@ def parse_metric(name: str, rel: int = 1) -> Any:
         known = "ndcg@k, map, map@k, mrr, mrr@k, recall@k, p@k"
         raise UnknownNameError(f"unknown metric {name!r}; known: {known}")
     base, cutoff = m.group(1), m.group(2)
+    measure: Any
     if base in _GRADED:
         measure = ir_measures.nDCG
     else:

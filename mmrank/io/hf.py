@@ -14,8 +14,14 @@ def _columns(ds: Any, needed: list[str]) -> None:
         raise DataFormatError(f"dataset has no column(s) {missing}; columns are {ds.column_names}")
 
 
-def corpus_from_hf(ds: Any, *, id_column: str = "_id", text_column: str = "text", title_column: str | None = None,
-                   image_column: str | None = None) -> Corpus:
+def corpus_from_hf(
+    ds: Any,
+    *,
+    id_column: str = "_id",
+    text_column: str = "text",
+    title_column: str | None = None,
+    image_column: str | None = None,
+) -> Corpus:
     """Items from a ``datasets.Dataset`` (e.g. a BEIR corpus split); images may be PIL or paths."""
     _columns(ds, [c for c in (id_column, text_column, title_column, image_column) if c])
     items = []

@@ -90,7 +90,8 @@ def read_rankify_json(path: str | Path, *, name: str | None = None) -> tuple[Run
     data = read_json(path)
     if not isinstance(data, list):
         raise DataFormatError("expected a JSON list of {question, answers, ctxs}", path)
-    rankings, qrels = [], {}
+    rankings: list[Ranking] = []
+    qrels: Qrels = {}
     for i, entry in enumerate(data):
         if not isinstance(entry, dict) or "question" not in entry or "ctxs" not in entry:
             raise DataFormatError(f"entry {i} needs 'question' and 'ctxs'", path)

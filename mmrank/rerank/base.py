@@ -154,17 +154,30 @@ class ScoringReranker(Reranker):
         pairs = [(q, h.item) for q, hits in jobs for h in hits]
         scores, calls = self.score_pairs(pairs)  # type: ignore[arg-type]
         scores = np.asarray(scores, dtype=np.float64)
-        total = max(len(pairs), 1)
+        shares = split_calls(calls, [len(h) for _, h in jobs])
         out, at = [], 0
-        for _q, hits in jobs:
+        for (_q, hits), share in zip(jobs, shares, strict=True):
             s = scores[at : at + len(hits)]
             at += len(hits)
             if self.fusion is not None and len(hits) > 0:
                 s = interpolate(s, [h.score for h in hits], self.fusion_weight, self.fusion)
             order = sorted(range(len(hits)), key=lambda i: -s[i])
-            # attribute model calls to queries in proportion to their pairs
-            out.append(Outcome(order, s.tolist(), model_calls=round(calls * len(hits) / total)))
+            out.append(Outcome(order, s.tolist(), model_calls=share))
         return out
+
+
+def split_calls(calls: int, sizes: Sequence[int]) -> list[int]:
+    """Attribute ``calls`` batched model calls to lists in proportion to their sizes (largest remainder),
+    so that the per-query counts add up to the true total."""
+    total = sum(sizes)
+    if total == 0:
+        return [0] * len(sizes)
+    raw = [calls * n / total for n in sizes]
+    base = [int(x) for x in raw]
+    left = calls - sum(base)
+    for i in sorted(range(len(raw)), key=lambda i: -(raw[i] - base[i]))[:left]:
+        base[i] += 1
+    return base
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

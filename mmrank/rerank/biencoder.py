@@ -35,7 +35,8 @@ class BiEncoderReranker(ScoringReranker):
             if device is not None:
                 enc_kwargs["device"] = device
             encoder = registry.encoder(encoder, **enc_kwargs)
-        self.encoder = encoder
+        assert isinstance(encoder, Encoder)
+        self.encoder: Encoder = encoder
         self.modalities = encoder.modalities
 
     def score_pairs(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[np.ndarray, int]:

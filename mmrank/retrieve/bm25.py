@@ -5,6 +5,7 @@ English Snowball stemming and English stopwords."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class BM25Retriever(Retriever):
         super().__init__()
         self.k1, self.b, self.method = k1, b, method
         self.stemmer_lang, self.stopwords, self.n_threads = stemmer, stopwords, n_threads
-        self._bm25 = None
+        self._bm25: Any = None
         self._ids: list[str] = []
 
     def _stemmer(self):  # type: ignore[no-untyped-def]

@@ -50,8 +50,9 @@ class DenseRetriever(Retriever):
             if model is not None:
                 kwargs["model"] = model
             encoder = registry.encoder(encoder, **kwargs)
-        self.encoder = encoder
-        self.index_obj = registry.index(index, model_id=encoder.model_id) if isinstance(index, str) else index
+        assert isinstance(encoder, Encoder)
+        self.encoder: Encoder = encoder
+        self.index_obj = registry.vector_index(index, model_id=encoder.model_id) if isinstance(index, str) else index
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size = batch_size
 

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmrank.errors import DataFormatError, ImageLoadError
+from mmrank.types import Corpus, Hit, Item, PageRef, Query, Ranking, Run, load_image
+
+
+def test_item_modalities():
+    assert Item("a", text="t").modality == "text"
+    assert Item("b", image="x.png").modality == "image"
+    assert Item("c", image="x.png", text="caption").modality == "image+text"
+    assert Item("d", image="p.png", text="layer", page=PageRef("doc", 3)).modality == "page"
+    assert Item("e", title="T", text="body").full_text == "T body"
+
+
+def test_query_kinds_and_empty():
+    assert Query("q", text="red car").modality == "text"
+    assert Query("q", image="x.png").modality == "image"
+    assert Query("q", image="x.png", text="make it blue").composed
+    with pytest.raises(DataFormatError):
+        Query("q", text="   ")
+    with pytest.raises(DataFormatError):
+        Query("q")
+    with pytest.raises(ValueError):
+        PageRef("doc", 0)
+
+
+def test_ranking_rejects_duplicate_ids():
+    with pytest.raises(DataFormatError, match="duplicate"):
+        Ranking("q", [Hit("a", 1.0), Hit("a", 0.5)])
+
+
+def test_run_attach_and_provenance():
+    corpus = Corpus([Item("a", text="x"), Item("b", text="y")])
+    run = Run([Ranking("q1", [Hit("a", 2.0), Hit("zz", 1.0)], stage="s", model_calls=3, fallbacks=["f"])])
+    with pytest.raises(DataFormatError, match="not in corpus"):
+        run.attach(corpus)
+    lenient = run.attach(corpus, strict=False)
+    assert lenient["q1"].ids == ["a"]
+    assert lenient["q1"].hits[0].item is corpus["a"]
+    prov = lenient.provenance()
+    assert prov["model_calls"] == 3
+    assert set(prov["fallbacks"]) == {"f", "dropped 1 hits missing from corpus"}
+    assert run.as_dict() == {"q1": {"a": 2.0, "zz": 1.0}}
+    with pytest.raises(DataFormatError):
+        Run([Ranking("q1", []), Ranking("q1", [])])
+
+
+def test_corpus_duplicate_ids():
+    with pytest.raises(DataFormatError):
+        Corpus([Item("a", text="x"), Item("a", text="y")])
+
+
+def _png(mode: str, size=(8, 8), color=None) -> bytes:
+    buf = io.BytesIO()
+    img = Image.new(mode, size, color if color is not None else 0)
+    img.save(buf, format="PNG" if mode != "CMYK" else "JPEG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA", "LA", "I;16", "CMYK", "L"])
+def test_load_image_converts_modes(mode):
+    img = load_image(_png(mode))
+    assert img.mode == "RGB" and img.size == (8, 8)
+
+
+def test_load_image_alpha_composited_on_white():
+    img = load_image(_png("RGBA", color=(255, 0, 0, 0)))  # fully transparent red
+    assert img.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_load_image_bad_inputs(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageLoadError, match="zero-byte"):
+        load_image(empty)
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(_png("RGB", size=(64, 64))[:60])
+    with pytest.raises(ImageLoadError):
+        load_image(trunc)
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not an image")
+    with pytest.raises(ImageLoadError, match="cannot decode"):
+        load_image(junk)
+    with pytest.raises(ImageLoadError, match="no such"):
+        load_image(tmp_path / "missing.png")
+
+
+def test_load_image_decompression_bomb(monkeypatch):
+    import mmrank.types as t
+
+    monkeypatch.setattr(t, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageLoadError, match="decompression"):
+        load_image(_png("RGB", size=(20, 20)))
+    assert np.asarray(load_image(_png("RGB", size=(5, 5)))).shape == (5, 5, 3)
