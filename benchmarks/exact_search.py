@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def main() -> None:
         f"# Exact top-100 search (best of {args.repeats} runs, seconds for all queries)",
         "",
         f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
-        f"torch {torch.__version__}",
+        f"torch {torch.__version__}, load average before the run {os.getloadavg()[0]:.2f} "
+        "(the machine is shared: compare rows of one run only)",
         "",
         "| n | dim | queries | method | seconds | / fastest |",
         "|---|---|---|---|---|---|",
