@@ -1,0 +1,202 @@
+"""Vision subcommands: ``mmrank index``, ``mmrank search`` and ``mmrank bench image-retrieval``.
+
+The main CLI calls :func:`add_parsers` on its subparsers (and :func:`add_bench_parsers` on the shared ``bench``
+subparsers); every parser sets ``func`` so the caller dispatches with ``args.func(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _encoder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    name = args.encoder.lower()
+    kw: dict[str, Any] = {}
+    if name in ("cnn", "gem", "cnn-gem", "superglobal", "supg", "superglobal-cnn"):
+        kw["backbone"] = args.backbone
+        kw["weights"] = None if args.weights == "none" else args.weights
+        if args.pooling and name in ("cnn", "gem", "cnn-gem"):
+            kw["pooling"] = args.pooling
+    else:
+        if not args.model:
+            raise SystemExit(f"--encoder {args.encoder} needs --model (name, hub id or local path)")
+        kw["model"] = args.model
+        if args.pretrained:
+            kw["pretrained"] = args.pretrained
+    if args.device:
+        kw["device"] = args.device
+    return kw
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from mmrank.vision.index import index_folder
+
+    report = index_folder(
+        args.folder,
+        args.out,
+        encoder=args.encoder,
+        encoder_kwargs=_encoder_kwargs(args),
+        index=args.index,
+        use_cache=not args.no_cache,
+        batch_size=args.batch_size,
+    )
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "out": str(report.out_dir),
+                    "indexed": report.n_indexed,
+                    "from_cache": report.n_from_cache,
+                    "encoded": report.n_encoded,
+                    "skipped": report.warnings,
+                }
+            )
+        )
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from mmrank.types import Query
+    from mmrank.vision.search import ImageSearch
+    from mmrank.vision.sheet import contact_sheet
+
+    if bool(args.text) == bool(args.image):
+        raise SystemExit("give exactly one of --text or --image")
+    from pathlib import Path
+
+    q = (
+        Query("query", text=args.text)
+        if args.text
+        else Query("query", image=args.image, meta={"label": Path(args.image).name})
+    )
+    engine = ImageSearch(args.index_dir, device=args.device)
+    ranking = engine.search(q, args.k, rerank=args.rerank)
+    if args.sheet or args.html:
+        png = args.sheet or str(Path(args.html).with_suffix(".png"))
+        contact_sheet(q, ranking, png, args.html, k=args.k)
+    if args.json:
+        print(json.dumps({"query": args.text or args.image, "hits": [{"id": h.id, "score": h.score} for h in ranking]}))
+    else:
+        for r, h in enumerate(ranking, 1):
+            print(f"{r:3d}  {h.score:.4f}  {h.id}")
+    return 0
+
+
+def cmd_bench_image(args: argparse.Namespace) -> int:
+    from mmrank.vision.bench import bench_labelled_folder
+
+    log = None if args.json else (lambda s: print(s, file=sys.stderr))
+    results, warnings = bench_labelled_folder(
+        args.images,
+        args.labels,
+        backbone=args.backbone,
+        weights=None if args.weights == "none" else args.weights,
+        configs=args.configs,
+        M=args.M,
+        K=args.K,
+        beta=args.beta,
+        batch_size=args.batch_size,
+        device=args.device,
+        log=log,
+    )
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        width = max(len(n) for n in results)
+        print(f"{'configuration':<{width}}  mAP     P@10")
+        for n, r in results.items():
+            print(f"{n:<{width}}  {r['mAP']:.4f}  {r['P@10']:.4f}")
+    return 0
+
+
+def _encoder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--encoder", default="superglobal", help="superglobal | cnn | open-clip | hf-clip (default superglobal)"
+    )
+    p.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (torchvision name or timm:<name>)")
+    p.add_argument("--weights", default="default", help="CNN weights: default | none | path to a state dict")
+    p.add_argument("--pooling", choices=("gem", "avg", "max"), help="pooling of the plain cnn encoder")
+    p.add_argument("--model", help="CLIP model: open_clip name / local folder, or transformers hub id / path")
+    p.add_argument("--pretrained", help="open_clip pretrained tag or checkpoint file")
+    p.add_argument("--device", help="cpu / cuda (default: cuda when available)")
+
+
+def add_parsers(subparsers: Any, *, with_bench: bool = False) -> None:
+    """Register ``index`` and ``search`` (and a ``bench`` group with ``image-retrieval`` if ``with_bench``)."""
+    p = subparsers.add_parser("index", help="index an image folder (embedding cache keyed by file content)")
+    p.add_argument("folder")
+    p.add_argument("--out", required=True, help="output folder for the index, cache and manifest")
+    _encoder_args(p)
+    p.add_argument(
+        "--index",
+        default="auto",
+        help="auto (faiss-gpu if present, else exact) | exact | faiss-flat | faiss-hnsw | faiss-ivf",
+    )
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = subparsers.add_parser("search", help="search an image index with a text or an image query")
+    p.add_argument("index_dir")
+    p.add_argument("--text")
+    p.add_argument("--image")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--rerank", action="store_true", help="SuperGlobal reranking of the top 400")
+    p.add_argument("--sheet", help="write a contact sheet PNG here")
+    p.add_argument("--html", help="write a contact sheet HTML page here")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    if with_bench:
+        bench = subparsers.add_parser("bench", help="benchmarks")
+        add_bench_parsers(bench.add_subparsers(dest="bench_command", required=True))
+
+
+def add_bench_parsers(bench_subparsers: Any) -> None:
+    """Register ``image-retrieval`` under the ``bench`` subcommand."""
+    from mmrank.vision.bench import DEFAULT_CONFIGS
+
+    p = bench_subparsers.add_parser(
+        "image-retrieval", help="leave-one-out mAP / P@10 of pooling and SuperGlobal ablations on a labelled folder"
+    )
+    p.add_argument("--images", required=True, help="image folder")
+    p.add_argument("--labels", required=True, help="CSV with columns path,label")
+    p.add_argument("--backbone", default="mobilenet_v2")
+    p.add_argument("--weights", default="default", help="default | none | path to a state dict")
+    p.add_argument("--configs", nargs="+", choices=list(DEFAULT_CONFIGS), help="subset of configurations")
+    p.add_argument("--M", type=int, default=400)
+    p.add_argument("--K", type=int, default=9)
+    p.add_argument("--beta", type=float, default=0.15)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print one JSON object {configuration: {mAP, P@10, ...}}")
+    p.set_defaults(func=cmd_bench_image)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m mmrank.cli.vision``) until the main CLI wires these in."""
+    parser = argparse.ArgumentParser(prog="mmrank")
+    add_parsers(parser.add_subparsers(dest="command", required=True), with_bench=True)
+    args = parser.parse_args(argv)
+    from mmrank.errors import MmrankError
+
+    try:
+        return int(args.func(args) or 0)
+    except MmrankError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
