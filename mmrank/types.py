@@ -48,7 +48,7 @@ def load_image(source: ImageSource, *, mode: str = "RGB") -> PILImage.Image:
     """
     import warnings
 
-    from PIL import Image, ImageFile
+    from PIL import Image, ImageFile, ImageOps
 
     if isinstance(source, Image.Image):
         img = source
@@ -70,6 +70,7 @@ def load_image(source: ImageSource, *, mode: str = "RGB") -> PILImage.Image:
                 if img.width * img.height > MAX_IMAGE_PIXELS:
                     raise ImageLoadError(f"{name}: {img.width}x{img.height} exceeds the decompression-bomb limit")
                 img.load()
+                img = ImageOps.exif_transpose(img)  # camera photos: honour the EXIF orientation tag
         except ImageLoadError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -98,3 +98,12 @@ def test_load_image_decompression_bomb(monkeypatch):
     with pytest.raises(ImageLoadError, match="decompression"):
         load_image(_png("RGB", size=(20, 20)))
     assert np.asarray(load_image(_png("RGB", size=(5, 5)))).shape == (5, 5, 3)
+
+
+def test_load_image_applies_exif_orientation(tmp_path):
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    p = tmp_path / "rotated.jpg"
+    img.save(p, exif=exif.tobytes())
+    assert load_image(p).size == (20, 40)

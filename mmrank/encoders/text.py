@@ -7,6 +7,7 @@ copy is used, so the default works offline.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -67,7 +68,7 @@ class SentenceTransformerEncoder(Encoder):
         query_prefix: str = "",
         item_prefix: str = "",
         max_length: int | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -78,7 +79,8 @@ class SentenceTransformerEncoder(Encoder):
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim_fn() or 0)
         self.batch_size, self.query_prefix, self.item_prefix = batch_size, query_prefix, item_prefix
-        self.show_progress = show_progress
+        # progress bars on long work, by default only when a person is watching (stderr is a terminal)
+        self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
 
     def _encode(self, texts: list[str], batch_size: int | None) -> np.ndarray:
         if not texts:
