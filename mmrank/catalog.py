@@ -31,9 +31,125 @@ FOUNDATION = [
 ]
 
 # --- vision (issue 3) -------------------------------------------------------------------------
-VISION: list[Entry] = []
+VISION: list[Entry] = [
+    Entry(
+        "encoder",
+        "open-clip",
+        "mmrank.encoders.clip:OpenCLIPEncoder",
+        aliases=("openclip", "clip"),
+        summary="open_clip model name + pretrained tag / checkpoint, or a saved folder (CLIP, arXiv 2103.00020)",
+    ),
+    Entry(
+        "encoder",
+        "hf-clip",
+        "mmrank.encoders.clip:HFCLIPEncoder",
+        aliases=("hf-siglip", "siglip", "transformers-clip"),
+        summary="transformers CLIPModel / SiglipModel by hub id or local path",
+    ),
+    Entry(
+        "encoder",
+        "cnn",
+        "mmrank.encoders.cnn:CNNEncoder",
+        aliases=("gem", "cnn-gem"),
+        summary="CNN backbone last feature map + avg / max / GeM pooling (arXiv 1711.02512)",
+    ),
+    Entry(
+        "encoder",
+        "superglobal",
+        "mmrank.encoders.cnn:superglobal_encoder",
+        aliases=("supg", "superglobal-cnn"),
+        summary="SuperGlobal descriptor: ReLU+, regional-GeM, GeM+, scale-GeM (arXiv 2308.06954)",
+    ),
+    Entry(
+        "reranker",
+        "superglobal-rerank",
+        "mmrank.globalfeat.rerank:SuperGlobalReranker",
+        aliases=("superglobal", "mdescaug", "supg-rerank"),
+        summary="SuperGlobal reranking by top-M feature refinement, M=400 K=9 beta=0.15 (arXiv 2308.06954)",
+    ),
+]
 
 # --- text rerankers (issue 4) -----------------------------------------------------------------
-TEXT_RERANKERS: list[Entry] = []
+TEXT_RERANKERS: list[Entry] = [
+    # pointwise, attention and embedding rerankers (issue 4, scoring half)
+    Entry(
+        "reranker",
+        "cross-encoder",
+        "mmrank.rerank.crossencoder:CrossEncoderReranker",
+        aliases=("crossencoder", "ce"),
+        summary="sequence-classification cross-encoder (arXiv 1901.04085)",
+    ),
+    Entry("reranker", "monot5", "mmrank.rerank.monot5:MonoT5Reranker", summary="monoT5 true/false (arXiv 2003.06713)"),
+    Entry(
+        "reranker",
+        "yes-no",
+        "mmrank.rerank.pointwise:YesNoReranker",
+        aliases=("yesno", "pointwise", "gmr"),
+        summary="LLM yes/no judge, SFT or contrastive head (arXiv 2510.14824)",
+    ),
+    Entry(
+        "reranker",
+        "prorank",
+        "mmrank.rerank.pointwise:ProRankReranker",
+        aliases=("mxbai-rerank",),
+        summary='ProRank logit("1") - logit("0") (arXiv 2506.03487)',
+    ),
+    Entry("reranker", "erank", "mmrank.rerank.erank:ERankReranker", summary="ERank 0-10, s x P(s) (arXiv 2509.00520)"),
+    Entry(
+        "reranker",
+        "query-likelihood",
+        "mmrank.rerank.pointwise:QueryLikelihoodReranker",
+        aliases=("upr", "ql"),
+        summary="UPR query likelihood log p(q | d) (arXiv 2204.07496)",
+    ),
+    Entry(
+        "reranker",
+        "icr",
+        "mmrank.rerank.icr:ICRReranker",
+        aliases=("in-context",),
+        summary="in-context reranking from attention, N/A calibration (arXiv 2410.02642)",
+    ),
+    Entry(
+        "reranker",
+        "e2rank",
+        "mmrank.rerank.e2rank:E2RankReranker",
+        summary="embedding listwise reranking with a pseudo-query (arXiv 2510.22733)",
+    ),
+    Entry(
+        "reranker",
+        "fusion",
+        "mmrank.rerank.rankfusion:RankFusionReranker",
+        aliases=("rank-fusion",),
+        summary="RRF / weighted fusion of several rerankers",
+    ),
+    # generative: listwise / setwise / groupwise (issue 4, generative half)
+    Entry(
+        "reranker",
+        "listwise",
+        "mmrank.rerank.listwise:ListwiseReranker",
+        aliases=("rankgpt", "sliding-window"),
+        summary="RankGPT sliding-window permutation generation (arXiv 2304.09542)",
+    ),
+    Entry(
+        "reranker",
+        "reasonrank",
+        "mmrank.rerank.listwise:ReasonRankReranker",
+        summary="ReasonRank reasoning listwise, think/answer (arXiv 2508.07050)",
+    ),
+    Entry(
+        "reranker",
+        "setwise",
+        "mmrank.rerank.setwise:SetwiseReranker",
+        aliases=("rank-r1",),
+        summary="Rank-R1 setwise heapsort top-k (arXiv 2503.06034)",
+    ),
+    Entry(
+        "reranker",
+        "grouprank",
+        "mmrank.rerank.grouprank:GroupRankReranker",
+        aliases=("groupwise",),
+        summary="GroupRank groupwise JSON 0-10 scores, averaged shuffles (arXiv 2511.11653)",
+    ),
+]
 
 ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS
