@@ -33,3 +33,10 @@ def test_exactly_two_setup_commands_and_ci_uses_the_test_one():
     assert demo.endswith("mmrank demo") and "pytest" in tests
     ci = (REPO / ".ci" / "run").read_text()
     assert tests in ci.splitlines()
+
+
+def test_readme_cli_names_are_registered():
+    from mmrank.registry import entry
+
+    for kind, name in re.findall(r"--(reranker|retriever|encoder) ([a-z0-9-]+)", README):
+        entry(kind, name)  # raises UnknownNameError for a stale name
