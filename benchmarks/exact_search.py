@@ -21,7 +21,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "exact_search.md")
     args = ap.parse_args()
     rows = run_exact_search_bench(n=args.n, dims=[384, 512], n_queries=args.queries, k=100, repeats=args.repeats)

@@ -23,6 +23,7 @@ class VectorIndex(ABC):
         self.model_id = model_id
         self.ids: list[str] = []
         self.dim = 0
+        self._id_array: np.ndarray | None = None  # ids as an object array, for fast fancy indexing
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,8 +54,12 @@ class VectorIndex(ABC):
             raise ValueError(f"query dimension {queries.shape[1]} != index dimension {self.dim}")
         k = min(k, len(self))
         scores, idx = self._search(queries, k)
-        ids = [[self.ids[j] for j in row if j >= 0] for row in idx]
-        return scores, ids
+        if self._id_array is None or len(self._id_array) != len(self.ids):
+            self._id_array = np.array(self.ids, dtype=object)
+        idx = np.asarray(idx)
+        if (idx < 0).any():  # approximate indexes may return fewer than k (-1 padding)
+            return scores, [[self.ids[j] for j in row if j >= 0] for row in idx]
+        return scores, self._id_array[idx].tolist()
 
     @abstractmethod
     def _add(self, vectors: np.ndarray) -> None: ...

@@ -24,9 +24,11 @@ def _naive_topk(q, x, k):
     return np.take_along_axis(s, idx, axis=1), idx
 
 
-@pytest.mark.parametrize("name", ["exact", "faiss-flat"])
-def test_exact_indexes_match_naive(name):
-    ix = mmrank.vector_index(name)
+@pytest.mark.parametrize(
+    "name,kwargs", [("exact", {"backend": "torch"}), ("exact", {"backend": "faiss"}), ("faiss-flat", {})]
+)
+def test_exact_indexes_match_naive(name, kwargs):
+    ix = mmrank.vector_index(name, **kwargs)
     ix.add(X[:200], IDS[:200])
     ix.add(X[200:], IDS[200:])  # incremental adds
     scores, ids = ix.search(Q, 10)
