@@ -1,0 +1,1 @@
+"""First-stage retrievers: BM25, dense (any encoder + index), hybrid fusion."""
