@@ -12,7 +12,6 @@ they get optional fusion with the first-stage score for free.
 
 from __future__ import annotations
 
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,8 +84,6 @@ class Reranker(ABC):
                     )
             jobs.append((qmap[r.query_id], head))
             tails.append(r.hits[len(head) :])
-        random.seed(self.seed)
-        np.random.seed(self.seed % (2**32))
         outcomes = self._rerank_lists(jobs) if jobs else []
         out = []
         for r, (q, head), tail, oc in zip(rankings, jobs, tails, outcomes, strict=True):
