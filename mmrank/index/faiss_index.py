@@ -75,9 +75,6 @@ class _FaissIndex(VectorIndex):
         self._index = _faiss().deserialize_index(raw)
         self._gpu_index = None
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
 
 class FaissFlatIndex(_FaissIndex):
     """Exact inner-product search with ``IndexFlatIP``."""

@@ -287,9 +287,7 @@ class CausalLM:
         seed: int = 0,
     ) -> list[str]:
         """Continue every (already templated) prompt; returns only the new text."""
-        gens = self.generate_detailed(
-            prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
-        )
+        gens = self._generate(prompts, max_new_tokens, temperature, top_p, seed, with_logprobs=False)
         return [g.text for g in gens]
 
     @torch.inference_mode()
@@ -303,6 +301,19 @@ class CausalLM:
         seed: int = 0,
     ) -> list[Generation]:
         """:meth:`generate` plus the generated token ids and their log-probabilities under the raw logits."""
+        return self._generate(prompts, max_new_tokens, temperature, top_p, seed, with_logprobs=True)
+
+    @torch.inference_mode()
+    def _generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int,
+        *,
+        with_logprobs: bool,
+    ) -> list[Generation]:
         seqs = [self._fit(self.encode(p), reserve=max_new_tokens) for p in prompts]
         out: list[Generation | None] = [None] * len(seqs)
         torch.manual_seed(seed)
@@ -321,11 +332,18 @@ class CausalLM:
                 pad_token_id=self.pad_id,
                 eos_token_id=self.eos_ids,
                 return_dict_in_generate=True,
-                output_logits=True,
+                output_logits=with_logprobs,
                 **kw,
             )
-            new = res.sequences[:, ids.shape[1] :].cpu()
-            lps = torch.stack([torch.log_softmax(x.float(), dim=-1) for x in res.logits], dim=1).cpu()
+            new_dev = res.sequences[:, ids.shape[1] :]
+            new = new_dev.cpu()
+            lps = torch.zeros(new.shape, dtype=torch.float32)
+            if with_logprobs:  # gather each step's chosen token: never hold a (batch, steps, vocab) tensor
+                steps = [
+                    torch.log_softmax(x.float(), dim=-1).gather(1, new_dev[:, t : t + 1].to(x.device))
+                    for t, x in enumerate(res.logits)
+                ]
+                lps = torch.cat(steps, dim=1).cpu()
             for j, i in enumerate(b):
                 toks: list[int] = []
                 lp: list[float] = []
@@ -334,7 +352,7 @@ class CausalLM:
                     if tok in self.eos_ids:
                         break
                     toks.append(tok)
-                    lp.append(float(lps[j, t, tok]))
+                    lp.append(float(lps[j, t]))
                 text = self.tokenizer.decode(toks, skip_special_tokens=True)
                 out[i] = Generation(text, toks, lp)
         return [g for g in out if g is not None]
