@@ -152,4 +152,22 @@ TEXT_RERANKERS: list[Entry] = [
     ),
 ]
 
-ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS
+# --- multimodal LLM rerankers (issue 7) ---------------------------------------------------------
+MULTIMODAL_LLM_RERANKERS: list[Entry] = [
+    Entry(
+        "reranker",
+        "mm-r5",
+        "mmrank.rerank.mm_r5:MMR5Reranker",
+        aliases=("mmr5",),
+        summary="MM-R5 reasoning listwise reranking of page images, think/answer (arXiv 2506.12364)",
+    ),
+    Entry(
+        "reranker",
+        "vlm-yes-no",
+        "mmrank.rerank.vlm_pointwise:VLMYesNoReranker",
+        aliases=("vlm-yesno", "vlm-pointwise", "gmr-vl", "lychee-rerank-mm"),
+        summary="VLM yes/no judge over text and/or images, SFT p(yes) or contrastive z_yes head (arXiv 2510.14824)",
+    ),
+]
+
+ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS

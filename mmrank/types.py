@@ -177,7 +177,11 @@ class Hit:
 
 @dataclass(slots=True)
 class Ranking:
-    """Ordered hits for one query, best first, plus the provenance of the stage that made them."""
+    """Ordered hits for one query, best first, plus the provenance of the stage that made them.
+
+    ``meta`` holds what a stage decided beyond the order, keyed by stage (e.g. MM-R5 keeps each window's
+    reasoning and answer under ``meta["mm-r5"]``); it is not written to run files.
+    """
 
     query_id: str
     hits: list[Hit]
@@ -185,6 +189,7 @@ class Ranking:
     model_calls: int = 0
     fallbacks: list[str] = field(default_factory=list)
     query: Query | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()

@@ -8,11 +8,13 @@ token helpers. API (stable; other modules code against it)::
     vlm.processor, vlm.model, vlm.tokenizer, vlm.device, vlm.calls
     vlm.chat(conversation) -> str                  # the chat template as text (images as the model's placeholders)
     vlm.encode(conversation) -> Encoded            # images loaded and resized, processor run once; .length tokens
+    vlm.prepare_image(source) -> PIL.Image         # decoded and resized to the pixel budget (as encode would)
     vlm.next_token_logits(conversations) -> Tensor (n, vocab)   # float32 CPU, after the generation prompt
     vlm.generate(conversations, max_new_tokens=256, temperature=0.0, top_p=1.0, top_k=None, seed=0) -> list[str]
     vlm.last_logits(conversations) -> Tensor (n, vocab)         # one batch on the model's device, autograd as the
                                                                 # ambient grad mode says (training)
-    vlm.token_id("yes") -> int
+    vlm.token_id("yes") -> int; vlm.truncate_text(text, max_tokens) -> str
+    is_vlm(model) -> bool                          # a vision-language model? (from its config alone)
 
 A conversation is a list of chat messages in the Qwen-VL format: ``{"role": "system"|"user"|"assistant",
 "content": str | [{"type": "text", "text": str}, {"type": "image", "image": PIL.Image | str path | bytes | Item}]}``.
@@ -28,7 +30,8 @@ that measured a prompt's length does not process its images twice.
 * **Pixel budget**: ``min_pixels`` / ``max_pixels`` default to the processor's own (``size.shortest_edge`` /
   ``longest_edge``); when given they are set on the processor and on every image part (an image part's own
   ``min_pixels`` / ``max_pixels`` keys win).
-* **Batching**: every conversation is processed once, then batches of similar length (longest first) are padded
+* **Batching**: every conversation is processed once (in spans of ``batch_size * sort_window`` conversations, to
+  bound the memory held by processed images), then batches of similar length (longest first) are padded
   on the ``padding_side`` (``"left"`` default, or ``"right"``; Qwen's M-RoPE positions follow the attention mask
   either way) and the logits are taken at each row's last real token.
 * **Generation**: HF ``generate`` with a fresh generation config (the checkpoint's ``generation_config`` sampling
@@ -161,6 +164,7 @@ class VLM:
         self.max_length = max_length
         self.batch_size = batch_size
         self.padding_side = padding_side
+        self.sort_window = 16  # next_token_logits sorts by length within spans of batch_size * sort_window
         proc_src = adapter if adapter is not None and _has_processor(adapter) else model
         self.processor = from_pretrained(
             AutoProcessor.from_pretrained, proc_src, trust_remote_code=trust_remote_code, what="processor"
@@ -250,6 +254,19 @@ class VLM:
                 out.setdefault("max_pixels", self.max_pixels)
         return out
 
+    def prepare_image(self, source: Any) -> Any:
+        """``source`` decoded to an RGB PIL image and, for Qwen-VL processors, resized to the pixel budget exactly
+        as :meth:`encode` would (so a prepared image passes through unchanged later and takes less memory)."""
+        part = self._part({"type": "image", "image": source})
+        if not self.qwen_vision:
+            return part["image"]
+        from qwen_vl_utils import fetch_image
+
+        try:
+            return fetch_image(part, image_patch_size=int(self.processor.image_processor.patch_size))
+        except (ValueError, AssertionError, OSError) as e:
+            raise ImageLoadError(f"{self.name}: cannot prepare image ({e})") from e
+
     def _images(self, msgs: Conversation) -> list[Any]:
         if self.qwen_vision:
             from qwen_vl_utils import process_vision_info
@@ -302,12 +319,13 @@ class VLM:
             for k, v in inputs.items()
         }
 
-    def _check_length(self, encs: Sequence[Encoded], reserve: int = 0) -> None:
+    def _check_length(self, encs: Sequence[Encoded], reserve: int = 0, offset: int = 0) -> None:
         for i, e in enumerate(encs):
             if e.length + reserve > self.max_length:
                 extra = f" + {reserve} new tokens" if reserve else ""
                 raise ContextLengthError(
-                    f"{self.name}: conversation {i} has {e.length} tokens{extra}, over max_length={self.max_length}"
+                    f"{self.name}: conversation {offset + i} has {e.length} tokens{extra}, "
+                    f"over max_length={self.max_length}"
                 )
 
     # ------------------------------------------------------------------ scoring
@@ -340,14 +358,16 @@ class VLM:
         conversations are processed once and run in length-sorted batches of ``batch_size``."""
         if not conversations:
             return torch.zeros((0, self.hf_model.get_output_embeddings().weight.shape[0]))
-        encs = [self.encode(c) for c in conversations]
-        self._check_length(encs)
         rows: dict[int, torch.Tensor] = {}
-        for b in length_sorted_batches([e.length for e in encs], self.batch_size):
-            logits = self.last_logits([encs[i] for i in b]).cpu()
-            for j, i in enumerate(b):
-                rows[i] = logits[j]
-        return torch.stack([rows[i] for i in range(len(encs))])
+        span = self.batch_size * self.sort_window
+        for start in range(0, len(conversations), span):  # bounded memory: processed images of one span at a time
+            encs = [self.encode(c) for c in conversations[start : start + span]]
+            self._check_length(encs, offset=start)
+            for b in length_sorted_batches([e.length for e in encs], self.batch_size):
+                logits = self.last_logits([encs[i] for i in b]).cpu()
+                for j, i in enumerate(b):
+                    rows[start + i] = logits[j]
+        return torch.stack([rows[i] for i in range(len(conversations))])
 
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()
@@ -436,6 +456,16 @@ def _load_adapter(model: Any, adapter: str, *, merge: bool) -> Any:
             raise
         raise not_found(adapter, e, "adapter") from e
     return peft_model.merge_and_unload() if merge else peft_model
+
+
+def is_vlm(model: str, *, trust_remote_code: bool = False) -> bool:
+    """Whether ``model`` (hub id, folder, or LoRA adapter folder) is a vision-language model (its config has a
+    ``vision_config``), read from the config alone."""
+    from transformers import AutoConfig
+
+    base = adapter_base(str(model)) or str(model)
+    cfg = from_pretrained(AutoConfig.from_pretrained, base, trust_remote_code=trust_remote_code)
+    return getattr(cfg, "vision_config", None) is not None
 
 
 _SHARED: InstanceCache[VLM] = InstanceCache(VLM)

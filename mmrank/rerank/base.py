@@ -30,12 +30,14 @@ class Outcome:
 
     ``order`` is a permutation of ``range(len(list))`` (best first). ``scores`` (aligned with the
     *input* list) are given by score-producing methods; listwise methods may leave them ``None``.
+    ``meta`` (e.g. a generative method's reasoning text) lands in ``Ranking.meta[reranker.name]``.
     """
 
     order: list[int]
     scores: list[float] | None = None
     model_calls: int = 0
     fallbacks: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 QueriesLike = Mapping[str, Query] | Iterable[Query] | None
@@ -120,6 +122,7 @@ class Reranker(ABC):
             model_calls=oc.model_calls,
             fallbacks=list(r.fallbacks) + oc.fallbacks,
             query=q,
+            meta={**r.meta, self.name: oc.meta} if oc.meta else dict(r.meta),
         )
 
 

@@ -25,6 +25,7 @@ from mmrank.fusion import Norm
 from mmrank.llm.causal import CausalLM, get_causal_lm
 from mmrank.prompts import PromptTemplate, load_prompt
 from mmrank.rerank.base import Outcome, ScoringReranker
+from mmrank.rerank.heads import check_head, head_scores
 from mmrank.types import Hit, Item, Query
 
 _SENTINEL = "\x00MMRANK_DOCUMENT\x00"
@@ -139,9 +140,7 @@ class YesNoReranker(LLMPointwiseReranker):
         **kw: Any,
     ) -> None:
         super().__init__(model, **kw)
-        if head not in ("sft", "cl"):
-            raise ValueError(f"head must be 'sft' or 'cl', got {head!r}")
-        self.head = head
+        self.head = check_head(head)
         self.instruction = instruction or self.prompt.defaults["instruction"]
         self.yes_id = self.lm.token_id(self.prompt.defaults["positive"])
         self.no_id = self.lm.token_id(self.prompt.defaults["negative"])
@@ -153,10 +152,7 @@ class YesNoReranker(LLMPointwiseReranker):
 
     def score_pairs(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[np.ndarray, int]:
         z, calls = self.logits(pairs)
-        if self.head == "cl":
-            return z[:, self.yes_id].double().numpy(), calls
-        two = torch.stack([z[:, self.no_id], z[:, self.yes_id]], dim=1).double()
-        return torch.softmax(two, dim=1)[:, 1].numpy(), calls
+        return head_scores(z.double(), self.head, yes_id=self.yes_id, no_id=self.no_id).numpy(), calls
 
 
 class ProRankReranker(LLMPointwiseReranker):
