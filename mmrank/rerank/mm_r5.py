@@ -4,8 +4,12 @@ Reinforcement Learning for Document Retrieval", arXiv 2506.12364; checkpoint ``i
 One generation per query over all candidates: the system prompt and the user prompt of the official inference code
 (``mmrank/prompts/mm_r5.yaml``), then for each candidate ``i`` the text part ``"\\nImage {i}: "`` and its image part.
 The model answers ``<think>...</think><answer>[3, 1, 2]</answer>``; :func:`parse_mm_r5` reads it. Sampling defaults
-of the official code: ``do_sample=True``, ``temperature=0.3``, ``max_new_tokens=8192`` (override for speed), each
-query's generation seeded by ``(seed, query id, window)`` with a local generator.
+of the official code: ``do_sample=True``, ``temperature=0.3``, ``max_new_tokens=8192`` (override for speed). With a
+VLM each window's generation is seeded by ``(seed, query id, window)`` with a local generator (independent of
+batching); a text LLM's batch shares one seed, drawn the same way, and the caller's global random state is restored.
+Sampling parameters are exactly those given: the checkpoint's ``generation_config`` (e.g. a ``top_k`` or
+``repetition_penalty`` that the official ``model.generate`` call would pick up) is not applied [gap: the official
+script relies on it implicitly].
 
 **Backbones.** A VLM (:class:`~mmrank.llm.vlm.VLM`, detected from the model's config) sees the candidates' images;
 a candidate without an image (``candidate="auto"``) or every candidate (``candidate="text"``) shows its text after
@@ -387,10 +391,12 @@ class MMR5Reranker(Reranker):
                 st.payload[i] = self._payload(h.item)
                 st.order.append(i)
                 continue
-            except (ImageLoadError, OSError, ValueError):
+            except ImageLoadError:
                 why = "image failed to load"
             except MmrankError as e:
                 why = str(e)
+            except Exception as e:  # a lazy page renderer may raise anything: one candidate never stops the run
+                why = f"image failed to load ({type(e).__name__})"
             st.hidden.append(i)
             failed[why] = failed.get(why, 0) + 1
         for why, c in sorted(failed.items()):

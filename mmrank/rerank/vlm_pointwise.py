@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mmrank.errors import ContextLengthError, ImageLoadError, MmrankError
+from mmrank.errors import ContextLengthError, ImageLoadError
 from mmrank.fusion import Norm
 from mmrank.llm.vlm import VLM, Encoded, get_vlm
 from mmrank.prompts import PromptTemplate, load_prompt
@@ -42,7 +42,7 @@ def _image_of(obj: Any, vlm: VLM) -> tuple[Any, str | None]:
         return None, None
     try:
         return vlm.prepare_image(obj), None
-    except (MmrankError, OSError, ValueError) as e:
+    except Exception as e:  # decoding or a lazy page render: any failure is recorded, never raised
         kind = "query" if isinstance(obj, Query) else "candidate"
         return None, f"{kind} image failed to load ({type(e).__name__})"
 

@@ -267,12 +267,23 @@ def test_pixel_budget_and_window_split(model_dir):
     assert res.model_calls == 2 and not any("budget" in f for f in res.fallbacks)  # a chosen window: no fallback
 
 
+class BrokenPage(Item):
+    """A page whose lazy render fails with a renderer's own error type."""
+
+    def load_image(self, mode: str = "RGB"):
+        raise RuntimeError("pdfium: cannot render page")
+
+
 def test_failed_image_is_left_out_and_placed_last(model_dir, tmp_path):
     llm = ScriptedVLM(model_dir, reverse_answer)
-    out = MMR5Reranker(llm=llm, max_new_tokens=4).rerank(None, image_run(4, bad={1}, tmp=tmp_path))["q1"]
-    assert [e.images for b in llm.batches for e in b] == [3]  # the broken image is not in the prompt
-    assert out.ids == ["d3", "d2", "d0", "d1"]  # 3 shown candidates reversed, the broken one last
+    run = image_run(4, bad={1}, tmp=tmp_path)
+    r = run["q1"]
+    r.hits.insert(0, Hit("page", 99.0, BrokenPage("page", image="doc.pdf#3")))
+    out = MMR5Reranker(llm=llm, max_new_tokens=4).rerank(None, run)["q1"]
+    assert [e.images for b in llm.batches for e in b] == [3]  # the broken images are not in the prompt
+    assert out.ids == ["d3", "d2", "d0", "page", "d1"]  # 3 shown candidates reversed, the broken ones last
     assert "mm-r5: 1 candidate(s) not shown (image failed to load), placed last in input order" in out.fallbacks
+    assert any("(image failed to load (RuntimeError))" in f for f in out.fallbacks)
 
 
 def test_batches_queries_and_seeds_per_query(model_dir):
