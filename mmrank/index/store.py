@@ -9,8 +9,8 @@ through one :class:`Writer`, which
 * writes every data entry under a fresh name, first recording that name in a journal (``.mmrank-journal``);
 * publishes the new manifest last with :func:`os.replace` and fsyncs the folder: that rename is the one commit
   point, so a process killed at any moment leaves the previous manifest -- and the entries it names -- loadable;
-* then deletes only entries the *previous* manifest named (and journalled leftovers of killed saves): never a file
-  it did not write itself.
+* then deletes only entries the *previous* manifest named (journalled before the rename, so a kill right after it
+  is healed by the next save) and journalled leftovers of killed saves: never a file it did not write itself.
 
 Readers confine every name in a manifest to the folder (:func:`safe_name`): no absolute paths, no ``..``, no
 separators, no symlink leading out of the folder.
@@ -384,9 +384,12 @@ class Writer:
         out["checksums"] = {
             role: sha256_file(d / name) for role, name in files.items() if (d / name).is_file()
         }  # sub-folders carry their own manifests
+        keep = set(files.values()) | {self.manifest_name}
+        for p in self.previous.values():  # to be deleted once replaced: journalled, so a kill in between is healed
+            if p.name not in keep:
+                self._journal(p.name)
         atomic_write_bytes(d / self.manifest_name, json.dumps(out, indent=2, sort_keys=True).encode())
         self.committed = True
-        keep = set(files.values()) | {self.manifest_name}
         for p in self.previous.values():
             if p.name not in keep:
                 _remove(p)
