@@ -1,13 +1,70 @@
-"""Resolve where a model comes from (hub id, local directory, GGUF file) and which device/dtype it runs in."""
+"""Resolve where a model comes from (hub id, local directory, GGUF file) and which device/dtype it runs in.
+
+A model that cannot be found or loaded raises one line (:class:`~mmrank.errors.ModelNotFoundError` /
+:class:`~mmrank.errors.ModelLoadError`) naming the model, where mmrank looked and how to pass a local path,
+instead of a library traceback (:func:`model_errors`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mmrank.errors import MissingDependencyError
+from mmrank.errors import MissingDependencyError, MmrankError, ModelLoadError, ModelNotFoundError
+
+
+def _hub_cache() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        return "~/.cache/huggingface/hub"
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
+@contextlib.contextmanager
+def model_errors(
+    model: str | Path, *, what: str = "model", catch: tuple[type[BaseException], ...] = (OSError,)
+) -> Iterator[None]:
+    """Turn a library's failure to find or load ``model`` into one typed line.
+
+    ``catch`` lists the exception types the loading library uses for that (transformers: ``OSError``; open_clip
+    also ``RuntimeError``). A name that is no local path becomes :class:`ModelNotFoundError` (where mmrank looked,
+    how to pass a local path); a local path that fails to load becomes :class:`ModelLoadError` with the cause.
+    """
+    try:
+        yield
+    except MmrankError:
+        raise
+    except Exception as e:
+        name = str(model)
+        local = Path(name).expanduser()
+        if local.exists():  # the library failed on files that are there: config, weights, tokenizer...
+            raise ModelLoadError(f"cannot load {what} {name!r} from {local.resolve()} ({_first_line(e)})") from e
+        if not isinstance(e, catch):
+            raise
+        mode = "offline mode (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set)" if _offline() else "the hub was unreachable"
+        raise ModelNotFoundError(
+            f"{what} {name!r} not found: no local file or folder at {local.resolve()}, and not in the Hugging Face "
+            f"cache {_hub_cache()} ({mode}); pass a local path instead (model='/path/to/model-folder' in Python, "
+            f"--model /path/to/model-folder on the command line)"
+        ) from e
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -55,7 +112,8 @@ def load_tokenizer(model: str, *, gguf_file: str | None = None, trust_remote_cod
     from transformers import AutoTokenizer
 
     path, extra = source_kwargs(model, gguf_file)
-    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra, **kw)
+    with model_errors(model, what="tokenizer of model"):
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra, **kw)
 
 
 def load_model(
@@ -70,7 +128,8 @@ def load_model(
 ) -> Any:
     """``auto_class.from_pretrained`` with dtype, GGUF and device handled; returns the model in eval mode."""
     path, extra = source_kwargs(model, gguf_file)
-    m = auto_class.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra, **kw)
+    with model_errors(model):
+        m = auto_class.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra, **kw)
     if getattr(m, "hf_quantizer", None) is not None and gguf_file is not None:
         m.hf_quantizer = None  # GGUF weights are dequantised on load; nothing is quantised any more
     return m.to(device).eval()
