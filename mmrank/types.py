@@ -211,8 +211,8 @@ class Ranking:
         return replace(self, hits=self.hits[:k] if k is not None else list(self.hits))
 
     def sorted(self) -> Ranking:
-        """Hits sorted by descending score (stable: ties keep their order)."""
-        return replace(self, hits=sorted(self.hits, key=lambda h: -h.score))
+        """Hits sorted by descending score (stable: ties keep their order). NaN scores sort last, never first."""
+        return replace(self, hits=sorted(self.hits, key=lambda h: (h.score != h.score, -h.score)))
 
 
 class Run(Mapping[str, Ranking]):
