@@ -104,6 +104,8 @@ def fuse_runs(
     """Fuse several runs query by query (rank fusion of retrievers or rerankers)."""
     if not runs:
         raise ValueError("nothing to fuse")
+    if weights is not None and len(weights) != len(runs):
+        raise ValueError(f"{len(weights)} weights for {len(runs)} runs; give one weight per run")
     qids = list(dict.fromkeys(q for run in runs for q in run))
     out = []
     for q in qids:

@@ -33,6 +33,8 @@ class BM25Retriever(Retriever):
         n_threads: int = 1,
     ) -> None:
         super().__init__()
+        if not (k1 >= 0 and 0 <= b <= 1):  # also refuses NaN
+            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
         self.k1, self.b, self.method = k1, b, method
         self.stemmer_lang, self.stopwords, self.n_threads = stemmer, stopwords, n_threads
         self._bm25: Any = None

@@ -178,3 +178,14 @@ def test_missing_model_is_one_line_naming_it(tmp_path, sample_dir, capsys, model
         "--model /path/to/model-folder",
     )
     assert str(Path(model).resolve()) in err  # where it looked
+
+
+def test_out_of_range_method_options_are_option_errors(tmp_path, sample_dir, capsys):
+    base = ["retrieve", "--corpus", str(sample_dir), "--out", str(tmp_path / "r.run")]
+    _fails(capsys, [*base, "--option", "k1=-5"], "k1 >= 0")
+    _fails(capsys, [*base, "--option", "b=1.5"], "b <= 1")
+    _fails(
+        capsys,
+        [*base, "--retriever", "hybrid", "--option", "weights=[1]", "--option", 'method="weighted"'],
+        "1 weights for 2 retrievers",
+    )
