@@ -44,8 +44,24 @@ class ImageLoadError(MmrankError):
     """An image file could not be decoded (corrupt, truncated, zero bytes, decompression bomb)."""
 
 
-class ModelNotFoundError(MmrankError, OSError):
-    """A model (or adapter) is neither a local folder nor loadable from the hub (offline, wrong id or path)."""
+class TargetNotEmptyError(MmrankError, FileExistsError):
+    """A save would write into a folder holding files that are not an mmrank save (pass ``overwrite=True``)."""
+
+
+class EvaluationError(MmrankError, ValueError):
+    """An evaluation cannot be computed as asked (no common query, a paired test with one query, ...)."""
+
+
+class ModelLoadError(MmrankError, OSError):
+    """A model exists at the given local path but could not be loaded; the message names the path and the cause."""
+
+
+class ModelNotFoundError(ModelLoadError, FileNotFoundError):
+    """A model could not be found; the message names it, where mmrank looked and how to pass a local path."""
+
+
+class OptionError(MmrankError, TypeError):
+    """A method was given an option it does not take, or a value of the wrong type."""
 
 
 class ContextLengthError(MmrankError, ValueError):

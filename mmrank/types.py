@@ -112,6 +112,10 @@ class Item:
         self.id = str(self.id)
         if not self.id:
             raise DataFormatError("item id is empty")
+        for name in ("text", "title"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise DataFormatError(f"item {self.id!r}: {name} must be a string, not {type(v).__name__}")
 
     @property
     def modality(self) -> str:
@@ -145,6 +149,8 @@ class Query:
 
     def __post_init__(self) -> None:
         self.id = str(self.id)
+        if self.text is not None and not isinstance(self.text, str):
+            raise DataFormatError(f"query {self.id!r}: text must be a string, not {type(self.text).__name__}")
         if self.text is not None and not self.text.strip() and self.image is None:
             raise DataFormatError(f"query {self.id!r} has empty text and no image")
         if self.text is None and self.image is None:
@@ -216,8 +222,8 @@ class Ranking:
         return replace(self, hits=self.hits[:k] if k is not None else list(self.hits))
 
     def sorted(self) -> Ranking:
-        """Hits sorted by descending score (stable: ties keep their order)."""
-        return replace(self, hits=sorted(self.hits, key=lambda h: -h.score))
+        """Hits sorted by descending score (stable: ties keep their order). NaN scores sort last, never first."""
+        return replace(self, hits=sorted(self.hits, key=lambda h: (h.score != h.score, -h.score)))
 
 
 class Run(Mapping[str, Ranking]):

@@ -40,3 +40,15 @@ def test_fuse_runs_weighted():
     # minmax: r1 x=1,y=0; r2 y=1,x=0.5,w=0 -> x=0.75, y=0.5, w=0
     assert fused["q"].ids == ["x", "y", "w"]
     assert fused["q"].scores == pytest.approx([0.75, 0.5, 0.0])
+
+
+def test_nan_scores_get_the_floor_and_keep_the_first_stage():
+    """Issue 12 item 6: one NaN reranker score used to turn the whole fused list into NaN."""
+    z = normalise([np.nan, 1.0, 3.0], "zscore")
+    np.testing.assert_allclose(z, [-1.0, -1.0, 1.0])  # finite stats: 1 -> -1, 3 -> +1; NaN -> the floor
+    fused = interpolate([np.nan, 1.0, 3.0], [30.0, 20.0, 10.0], 0.5, "zscore")
+    first = normalise([30.0, 20.0, 10.0], "zscore")
+    np.testing.assert_allclose(fused, 0.5 * np.array([-1.0, -1.0, 1.0]) + 0.5 * first)
+    assert np.isfinite(fused).all() and fused[0] > fused[1]  # the first stage still separates the two floors
+    np.testing.assert_allclose(normalise([np.inf, 0.0, 2.0, -np.inf], "minmax"), [1.0, 0.0, 1.0, 0.0])
+    np.testing.assert_allclose(normalise([np.nan, np.nan], "zscore"), [0.0, 0.0])

@@ -107,3 +107,13 @@ def test_load_image_applies_exif_orientation(tmp_path):
     p = tmp_path / "rotated.jpg"
     img.save(p, exif=exif.tobytes())
     assert load_image(p).size == (20, 40)
+
+
+def test_text_fields_must_be_strings():
+    """Issue 12 item 5: numeric or list text used to fail later with an AttributeError deep in a method."""
+
+    with pytest.raises(DataFormatError, match="text must be a string"):
+        Query("q", text=2019)  # type: ignore[arg-type]
+    with pytest.raises(DataFormatError, match="title must be a string"):
+        Item("d", text="x", title=["a"])  # type: ignore[arg-type]
+    assert Query("q", text="2019").text == "2019"

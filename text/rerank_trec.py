@@ -40,6 +40,7 @@ def main() -> None:
     if args.out:
         mmrank.write_trec_run(out, args.out)
     metrics = ["ndcg@10", "map"]
+    # averaged over the judged queries that were run (trec_eval's default); "queries" says how many
     before = mmrank.evaluate(run, qrels, metrics, rel=args.rel)
     after = mmrank.evaluate(out, qrels, metrics, rel=args.rel)
     print(
@@ -48,8 +49,8 @@ def main() -> None:
                 "reranker": args.reranker,
                 "queries": len(out),
                 "seconds_per_query": secs / max(len(out), 1),
-                "before": before,
-                "after": after,
+                "before": before.to_json(),
+                "after": after.to_json(),
                 **out.provenance(),
             }
         )

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mmrank.cli.common import emit, parse_options
+from mmrank.cli.common import build, emit, parse_options, positive_int
 from mmrank.errors import MmrankError
 
 
@@ -21,35 +21,42 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from mmrank.eval.metrics import compare, evaluate
+    from mmrank.eval.metrics import Means, compare, evaluate
     from mmrank.io import load_qrels, load_run
 
     qrels = load_qrels(args.qrels)
     run = load_run(args.run)
-    metrics = [m for m in args.metrics.split(",") if m]
+    metrics = [m for m in args.metrics.split(",") if m.strip()]
+    for m in metrics:  # validate every name and cutoff before any metric is computed
+        from mmrank.eval.metrics import parse_metric
+
+        parse_metric(m, args.rel)
     if args.compare:
-        res = compare(run, load_run(args.compare), qrels, metrics, rel=args.rel, test=args.test)
+        res = compare(run, load_run(args.compare), qrels, metrics, rel=args.rel, test=args.test, complete=args.complete)
         emit(args, res)
         return 0
     if args.per_query:
-        emit(args, evaluate(run, qrels, metrics, rel=args.rel, per_query=True))
+        emit(args, evaluate(run, qrels, metrics, rel=args.rel, per_query=True, complete=args.complete))
         return 0
-    means = evaluate(run, qrels, metrics, rel=args.rel)
-    emit(args, means, "\n".join(f"{k}\t{v}" for k, v in means.items()))
+    means = evaluate(run, qrels, metrics, rel=args.rel, complete=args.complete)
+    assert isinstance(means, Means)
+    lines = [f"{k}\t{v}" for k, v in means.items()] + [f"queries\t{means.queries}"]
+    emit(args, means.to_json(), "\n".join(lines))
     return 0
 
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
-    from mmrank import registry
     from mmrank.io import load_corpus, load_queries, write_trec_run
+    from mmrank.io.trec import check_trec_ids
 
     corpus = load_corpus(args.corpus)
     queries = load_queries(args.queries or args.corpus)
+    check_trec_ids([q.id for q in queries], corpus.ids)  # fail before retrieval, not after
     kwargs = parse_options(args.option)
     if args.model:
         kwargs["model"] = args.model
     t0 = time.perf_counter()
-    retriever = registry.retriever(args.retriever, **kwargs).index(corpus)
+    retriever = build("retriever", args.retriever, kwargs).index(corpus)
     run = retriever.retrieve(queries, k=args.k)
     secs = time.perf_counter() - t0
     write_trec_run(run, args.out, tag=args.retriever)
@@ -62,18 +69,19 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
-    from mmrank import registry
     from mmrank.io import load_corpus, load_queries, load_run, write_trec_run
+    from mmrank.io.trec import check_trec_ids
 
     corpus = load_corpus(args.corpus) if args.corpus else None
     run = load_run(args.candidates, corpus)
     queries = load_queries(args.queries) if args.queries else None
     if args.depth:
         run = run.top(args.depth)
+    check_trec_ids(list(run), (h.id for r in run.values() for h in r.hits))  # fail before reranking, not after
     kwargs = parse_options(args.option)
     if args.model:
         kwargs["model"] = args.model
-    reranker = registry.reranker(args.reranker, **kwargs)
+    reranker = build("reranker", args.reranker, kwargs)
     t0 = time.perf_counter()
     out = reranker.rerank(queries, run, top_k=args.top_k)
     secs = time.perf_counter() - t0
@@ -124,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics", default="ndcg@10,map,mrr@10,recall@100")
     e.add_argument("--rel", type=int, default=1, help="min label counted relevant by binary metrics (DL: 2)")
     e.add_argument("--per-query", action="store_true")
+    e.add_argument(
+        "--complete",
+        "-c",
+        action="store_true",
+        help="average over every judged query, a query missing from the run scoring 0 (trec_eval -c); "
+        "default: the judged queries the run answers",
+    )
     e.add_argument("--compare", help="a second run: report both means and a paired significance test")
     e.add_argument("--test", default="ttest", choices=["ttest", "wilcoxon", "permutation"])
 
@@ -132,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--queries", help="queries.jsonl or topics TSV (default: from the BEIR folder)")
     r.add_argument("--retriever", default="bm25")
     r.add_argument("--model", help="encoder hub id or local path (dense retrievers)")
-    r.add_argument("--k", type=int, default=100)
+    r.add_argument("--k", type=positive_int, default=100)
     r.add_argument("--out", required=True, type=Path)
     r.add_argument("--option", action="append", metavar="KEY=VALUE", help="extra retriever argument")
 
@@ -142,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--queries", help="needed with a TREC run: the queries")
     rr.add_argument("--reranker", required=True)
     rr.add_argument("--model", help="hub id or local path of the reranker's model")
-    rr.add_argument("--depth", type=int, help="keep only the top DEPTH candidates of the input")
-    rr.add_argument("--top-k", type=int, help="rerank the top K, keep the rest below in input order")
+    rr.add_argument("--depth", type=positive_int, help="keep only the top DEPTH candidates of the input")
+    rr.add_argument("--top-k", type=positive_int, help="rerank the top K, keep the rest below in input order")
     rr.add_argument("--out", required=True, type=Path)
     rr.add_argument("--option", action="append", metavar="KEY=VALUE", help="extra reranker argument")
 
@@ -154,11 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = b.add_subparsers(dest="bench", required=True)
     be = bsub.add_parser("exact-search", help="exact top-k: mmrank index vs torch vs faiss IndexFlatIP")
     be.add_argument("--json", action="store_true")
-    be.add_argument("--n", type=int, default=100_000)
+    be.add_argument("--n", type=positive_int, default=100_000)
     be.add_argument("--dims", default="384,512")
-    be.add_argument("--queries", type=int, default=1000)
-    be.add_argument("--k", type=int, default=100)
-    be.add_argument("--repeats", type=int, default=3)
+    be.add_argument("--queries", type=positive_int, default=1000)
+    be.add_argument("--k", type=positive_int, default=100)
+    be.add_argument("--repeats", type=positive_int, default=3)
     be.set_defaults(func=_cmd_bench_exact)
 
     try:
@@ -179,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     except MmrankError as e:
         print(f"mmrank: error: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:
+    except OSError as e:  # missing, unreadable or unwritable files named on the command line
         print(f"mmrank: error: {e}", file=sys.stderr)
         return 2
 

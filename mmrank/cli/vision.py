@@ -11,6 +11,9 @@ import json
 import sys
 from typing import Any
 
+from mmrank.cli.common import json_safe, positive_int
+from mmrank.errors import OptionError
+
 
 def _encoder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     name = args.encoder.lower()
@@ -22,7 +25,7 @@ def _encoder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             kw["pooling"] = args.pooling
     else:
         if not args.model:
-            raise SystemExit(f"--encoder {args.encoder} needs --model (name, hub id or local path)")
+            raise OptionError(f"--encoder {args.encoder} needs --model (name, hub id or local path)")
         kw["model"] = args.model
         if args.pretrained:
             kw["pretrained"] = args.pretrained
@@ -42,9 +45,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         index=args.index,
         use_cache=not args.no_cache,
         batch_size=args.batch_size,
+        overwrite=args.overwrite,
     )
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    for n in report.notes:
+        print(f"note: {n}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -68,7 +74,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from mmrank.vision.sheet import contact_sheet
 
     if bool(args.text) == bool(args.image):
-        raise SystemExit("give exactly one of --text or --image")
+        raise OptionError("give exactly one of --text or --image")
     from pathlib import Path
 
     q = (
@@ -82,7 +88,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         png = args.sheet or str(Path(args.html).with_suffix(".png"))
         contact_sheet(q, ranking, png, args.html, k=args.k)
     if args.json:
-        print(json.dumps({"query": args.text or args.image, "hits": [{"id": h.id, "score": h.score} for h in ranking]}))
+        payload = {"query": args.text or args.image, "hits": [{"id": h.id, "score": h.score} for h in ranking]}
+        print(json.dumps(json_safe(payload), allow_nan=False))
     else:
         for r, h in enumerate(ranking, 1):
             print(f"{r:3d}  {h.score:.4f}  {h.id}")
@@ -109,7 +116,7 @@ def cmd_bench_image(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(json_safe(results), allow_nan=False))
     else:
         width = max(len(n) for n in results)
         print(f"{'configuration':<{width}}  mAP     P@10")
@@ -142,7 +149,13 @@ def add_parsers(subparsers: Any, *, with_bench: bool = False) -> None:
         help="auto (faiss-gpu if present, else exact) | exact | faiss-flat | faiss-hnsw | faiss-ivf",
     )
     p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="accept an --out folder that holds other files (they are left alone); new or earlier index folders "
+        "need no flag",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)
 
@@ -150,7 +163,7 @@ def add_parsers(subparsers: Any, *, with_bench: bool = False) -> None:
     p.add_argument("index_dir")
     p.add_argument("--text")
     p.add_argument("--image")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=positive_int, default=10)
     p.add_argument("--rerank", action="store_true", help="SuperGlobal reranking of the top 400")
     p.add_argument("--sheet", help="write a contact sheet PNG here")
     p.add_argument("--html", help="write a contact sheet HTML page here")
@@ -175,10 +188,10 @@ def add_bench_parsers(bench_subparsers: Any) -> None:
     p.add_argument("--backbone", default="mobilenet_v2")
     p.add_argument("--weights", default="default", help="default | none | path to a state dict")
     p.add_argument("--configs", nargs="+", choices=list(DEFAULT_CONFIGS), help="subset of configurations")
-    p.add_argument("--M", type=int, default=400)
-    p.add_argument("--K", type=int, default=9)
+    p.add_argument("--M", type=positive_int, default=400)
+    p.add_argument("--K", type=positive_int, default=9)
     p.add_argument("--beta", type=float, default=0.15)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print one JSON object {configuration: {mAP, P@10, ...}}")
     p.set_defaults(func=cmd_bench_image)

@@ -26,6 +26,8 @@ import torch
 from mmrank.encoders.base import Encoder
 from mmrank.encoders.images import EncodedImages, encode_image_sources, raise_if_failed
 from mmrank.errors import DataFormatError
+from mmrank.llm.cut import cut_for_tokens
+from mmrank.llm.loading import model_errors
 from mmrank.types import ImageSource, Item, Query
 
 
@@ -119,9 +121,14 @@ class OpenCLIPEncoder(_DualEncoder):
             if not (Path(model) / "open_clip_config.json").is_file():
                 raise DataFormatError(f"{model}: no open_clip_config.json; not an open_clip model folder")
             name = f"local-dir:{model}"
-        self.model, _, self.preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, device=self.device, precision=precision
-        )
+        with model_errors(
+            model if pretrained is None else f"{model}:{pretrained}",
+            what="open_clip model",
+            catch=(OSError, RuntimeError),
+        ):
+            self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, device=self.device, precision=precision
+            )
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(name)
         cfg = open_clip.get_model_config(name) or {}
@@ -153,7 +160,8 @@ class OpenCLIPEncoder(_DualEncoder):
         cuda = self.device.type == "cuda"
         with torch.inference_mode():
             for s in range(0, len(texts), bs):
-                tok = self.tokenizer(list(texts[s : s + bs])).to(self.device)
+                chunk = cut_for_tokens(texts[s : s + bs], getattr(self.tokenizer, "context_length", 77))
+                tok = self.tokenizer(chunk).to(self.device)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=cuda and self.autocast):
                     out.append(torch.nn.functional.normalize(self.model.encode_text(tok).float(), dim=-1).cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
@@ -196,10 +204,11 @@ class HFCLIPEncoder(_DualEncoder):
         from transformers import AutoModel, AutoProcessor
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = AutoModel.from_pretrained(model).to(self.device).eval()
+        with model_errors(model, what="CLIP model"):
+            self.model = AutoModel.from_pretrained(model).to(self.device).eval()
+            self.processor = AutoProcessor.from_pretrained(model)
         if not (hasattr(self.model, "get_text_features") and hasattr(self.model, "get_image_features")):
             raise DataFormatError(f"{model}: {type(self.model).__name__} is not a dual text/image encoder")
-        self.processor = AutoProcessor.from_pretrained(model)
         mtype = getattr(self.model.config, "model_type", "")
         self.siglip = mtype.startswith("siglip")
         text_cfg = getattr(self.model.config, "text_config", None)
@@ -235,7 +244,7 @@ class HFCLIPEncoder(_DualEncoder):
         with torch.inference_mode():
             for s in range(0, len(texts), bs):
                 enc = tok(
-                    list(texts[s : s + bs]),
+                    cut_for_tokens(texts[s : s + bs], self.max_length),
                     padding=pad,
                     truncation=True,
                     max_length=self.max_length,

@@ -16,6 +16,8 @@ import numpy as np
 
 from mmrank.encoders.base import Encoder, l2_normalise
 from mmrank.errors import DataFormatError
+from mmrank.llm.cut import cut_for_tokens
+from mmrank.llm.loading import model_errors
 from mmrank.types import Item, Query
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -73,7 +75,9 @@ class SentenceTransformerEncoder(Encoder):
         from sentence_transformers import SentenceTransformer
 
         self.model_id = model or DEFAULT_TEXT_MODEL
-        self.model = SentenceTransformer(resolve_text_model(model), device=best_device(device))
+        self.model_path = resolve_text_model(model)  # its content keys embedding caches
+        with model_errors(self.model_path, what="sentence-transformers model"):
+            self.model = SentenceTransformer(self.model_path, device=best_device(device))
         if max_length:
             self.model.max_seq_length = max_length
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -86,7 +90,7 @@ class SentenceTransformerEncoder(Encoder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         emb = self.model.encode(
-            texts,
+            cut_for_tokens(texts, self.model.max_seq_length or 512),  # never tokenise a huge text in full
             batch_size=batch_size or self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -119,11 +123,13 @@ class HFTextEncoder(Encoder):
         from transformers import AutoModel, AutoTokenizer
 
         self.model_id = model
+        self.model_path = model
         self.device = torch.device(best_device(device))
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        with model_errors(model, what="text encoder"):
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.model = AutoModel.from_pretrained(model).to(self.device).eval()
         if pooling == "last":
             self.tokenizer.padding_side = "left"
-        self.model = AutoModel.from_pretrained(model).to(self.device).eval()
         self.dim = int(self.model.config.hidden_size)
         self.pooling, self.batch_size, self.max_length = pooling, batch_size, max_length
         self.query_prefix, self.item_prefix = query_prefix, item_prefix
@@ -133,6 +139,7 @@ class HFTextEncoder(Encoder):
 
         from mmrank.rerank.base import length_sorted_batches
 
+        texts = cut_for_tokens(texts, self.max_length)  # never tokenise a huge text in full
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         bs = batch_size or self.batch_size
         amp = self.device.type == "cuda"

@@ -99,32 +99,61 @@ def load_revisitop_gnd(path: str | Path) -> RevisitopGnd:
             "refusing to unpickle; convert the official gnd pickle to JSON first (datasets/roxford-rparis.md)", p
         )
     try:
-        raw = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataFormatError(f"cannot read ground truth JSON ({e})", p) from e
+        raw = json.loads(p.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise DataFormatError(f"cannot read ground truth JSON ({type(e).__name__}: {e})", p) from e
     return revisitop_gnd_from_dict(raw, source=p)
 
 
+def _image_names(raw: Any, key: str, source: str | Path | None) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        raise DataFormatError(f"ground truth {key!r} must be a list of non-empty image names", source)
+    for name in raw:
+        p = Path(name)
+        if p.is_absolute() or ".." in p.parts or "\0" in name:
+            raise DataFormatError(f"{key}: image name {name!r} leaves the image folder (absolute or '..')", source)
+    return list(raw)
+
+
 def revisitop_gnd_from_dict(raw: Mapping[str, Any], source: str | Path | None = None) -> RevisitopGnd:
+    """Check and convert the ground truth: names are relative and stay inside the image folder, indices are
+    integers within ``imlist``; anything else is a :class:`DataFormatError` naming the entry."""
+    if not isinstance(raw, Mapping):
+        raise DataFormatError("ground truth must be a JSON object", source)
     for key in ("imlist", "qimlist", "gnd"):
         if key not in raw:
             raise DataFormatError(f"ground truth lacks the key {key!r}", source)
-    imlist, qimlist, gnd = list(raw["imlist"]), list(raw["qimlist"]), list(raw["gnd"])
+    imlist, qimlist = _image_names(raw["imlist"], "imlist", source), _image_names(raw["qimlist"], "qimlist", source)
+    if not isinstance(raw["gnd"], list):
+        raise DataFormatError("ground truth 'gnd' must be a list", source)
+    gnd = list(raw["gnd"])
     if len(gnd) != len(qimlist):
         raise DataFormatError(f"{len(gnd)} gnd entries for {len(qimlist)} queries", source)
     n = len(imlist)
     out = []
     for qi, g in enumerate(gnd):
+        if not isinstance(g, Mapping):
+            raise DataFormatError(f"gnd[{qi}] is not an object", source)
         entry: dict[str, Any] = {}
         for key in ("easy", "hard", "junk"):
             if key not in g:
                 raise DataFormatError(f"gnd[{qi}] lacks {key!r}", source)
-            idx = np.asarray(g[key], dtype=np.int64).reshape(-1)
+            vals = g[key] if isinstance(g[key], list) else None
+            if vals is None or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+                raise DataFormatError(f"gnd[{qi}][{key!r}] must be a list of integer indices", source)
+            idx = np.asarray(vals, dtype=np.int64).reshape(-1)
             if idx.size and (idx.min() < 0 or idx.max() >= n):
                 raise DataFormatError(f"gnd[{qi}][{key!r}] has indices outside 0..{n - 1}", source)
             entry[key] = idx
         if "bbx" in g and g["bbx"] is not None:
-            entry["bbx"] = [float(v) for v in g["bbx"]]
+            bbx = g["bbx"]
+            if (
+                not isinstance(bbx, list)
+                or len(bbx) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in bbx)
+            ):
+                raise DataFormatError(f"gnd[{qi}]['bbx'] must be 4 finite numbers", source)
+            entry["bbx"] = [float(v) for v in bbx]
         out.append(entry)
     return RevisitopGnd(imlist, qimlist, out)
 

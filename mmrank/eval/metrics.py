@@ -2,7 +2,13 @@
 
 Graded gains for nDCG; binary metrics (MAP, MRR, Recall, P) count a document relevant when its
 label is ``>= rel`` (trec_eval ``-l``; TREC DL uses ``rel=2``). Like trec_eval, documents are
-ordered by score and only queries present in both the run and the qrels are averaged.
+ordered by score, and by default only queries present in both the run and the qrels are averaged
+(trec_eval's default); ``complete=True`` is trec_eval ``-c``: every judged query is averaged and a query
+the run lacks scores 0. The result always says how many queries were averaged (:attr:`Means.queries`).
+
+Rules (one per case): a run with no query in common with the qrels is an :class:`EvaluationError`, not 0.0;
+run scores must be finite (NaN would order arbitrarily) and grades integers, else :class:`DataFormatError`;
+metric cutoffs are integers in ``[1, 2**31 - 1]`` (``@0`` would abort pytrec_eval's C code).
 """
 
 from __future__ import annotations
@@ -14,8 +20,25 @@ from typing import Any, Literal
 
 import ir_measures
 
-from mmrank.errors import UnknownNameError
+from mmrank.errors import DataFormatError, EvaluationError, UnknownNameError
 from mmrank.types import Qrels, Run
+
+MAX_CUTOFF = 2**31 - 1
+
+
+class Means(dict[str, float]):
+    """``{metric: mean}`` (a plain dict to callers) plus how it was averaged: :attr:`queries` (how many queries
+    were averaged) and :attr:`complete` (whether judged queries missing from the run counted as 0)."""
+
+    def __init__(self, values: dict[str, float], *, queries: int, complete: bool) -> None:
+        super().__init__(values)
+        self.queries = queries
+        self.complete = complete
+
+    def to_json(self) -> dict[str, float | int]:
+        """The means plus ``"queries": N`` (the CLI's ``--json`` layout)."""
+        return {**self, "queries": self.queries}
+
 
 _BINARY = {"map": "AP", "ap": "AP", "mrr": "RR", "rr": "RR", "recall": "R", "r": "R", "p": "P", "precision": "P"}
 _GRADED = {"ndcg": "nDCG", "ndcg_cut": "nDCG"}
@@ -29,6 +52,8 @@ def parse_metric(name: str, rel: int = 1) -> Any:
         known = "ndcg@k, map, map@k, mrr, mrr@k, recall@k, p@k"
         raise UnknownNameError(f"unknown metric {name!r}; known: {known}")
     base, cutoff = m.group(1), m.group(2)
+    if cutoff is not None and not 1 <= int(cutoff) <= MAX_CUTOFF:
+        raise UnknownNameError(f"metric {name!r}: the cutoff must be an integer from 1 to {MAX_CUTOFF}")
     measure: Any
     if base in _GRADED:
         measure = ir_measures.nDCG
@@ -42,7 +67,35 @@ def parse_metric(name: str, rel: int = 1) -> Any:
 
 
 def _run_dict(run: Run | Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    return run.as_dict() if isinstance(run, Run) else {q: dict(d) for q, d in run.items()}
+    rd = (
+        run.as_dict()
+        if isinstance(run, Run)
+        else {str(q): {str(d): s for d, s in docs.items()} for q, docs in run.items()}
+    )
+    for q, docs in rd.items():
+        for d, s in docs.items():
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+                raise DataFormatError(f"run: query {q!r}, doc {d!r} has score {s!r}; scores must be finite numbers")
+    return {q: {d: float(s) for d, s in docs.items()} for q, docs in rd.items()}
+
+
+def _qrels_dict(qrels: Qrels) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for q, docs in qrels.items():
+        row = out.setdefault(str(q), {})
+        for d, r in docs.items():
+            if isinstance(r, bool) or (not isinstance(r, int) and not (isinstance(r, float) and r.is_integer())):
+                raise DataFormatError(f"qrels: query {q!r}, doc {d!r} has grade {r!r}; grades must be integers")
+            row[str(d)] = int(r)
+    return out
+
+
+def _measures(metrics: Sequence[str] | str, rel: int) -> dict[str, Any]:
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    names = [n.strip() for part in names for n in part.split(",") if n.strip()]
+    if not names:
+        raise UnknownNameError("no metric given")
+    return {n: parse_metric(n, rel) for n in names}
 
 
 def evaluate(
@@ -52,20 +105,33 @@ def evaluate(
     *,
     rel: int = 1,
     per_query: bool = False,
-) -> dict[str, float] | dict[str, dict[str, float]]:
-    """Mean of each metric over the judged queries of ``run``; with ``per_query`` ``{metric: {qid: value}}``."""
-    names = [metrics] if isinstance(metrics, str) else list(metrics)
-    names = [n for part in names for n in part.split(",") if n.strip()]
-    measures = {n.strip(): parse_metric(n, rel) for n in names}
+    complete: bool = False,
+) -> Means | dict[str, dict[str, float]]:
+    """Mean of each metric over the judged queries of ``run`` (a :class:`Means`, whose ``queries`` says how
+    many); with ``per_query`` ``{metric: {qid: value}}``. ``complete=True`` averages every judged query, counting
+    a query missing from the run as 0 (trec_eval ``-c``). No common query raises :class:`EvaluationError`."""
+    measures = _measures(metrics, rel)
     rd = _run_dict(run)
-    qrels_s = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in qrels.items()}
+    qrels_s = _qrels_dict(qrels)
+    common = [q for q in qrels_s if q in rd]
+    if not common:
+        raise EvaluationError(
+            f"the run ({len(rd)} queries) and the qrels ({len(qrels_s)} queries) have no query in common; "
+            "check that they belong together (query ids must match exactly)"
+        )
+    if not complete:
+        qrels_s = {q: qrels_s[q] for q in common}
+    n_queries = len(qrels_s)
     if not per_query:
-        agg = ir_measures.calc_aggregate(list(measures.values()), qrels_s, rd)
-        return {n: float(agg[m]) for n, m in measures.items()}
+        agg = ir_measures.calc_aggregate(list(dict.fromkeys(measures.values())), qrels_s, rd)
+        return Means({n: float(agg[m]) for n, m in measures.items()}, queries=n_queries, complete=complete)
     out: dict[str, dict[str, float]] = {n: {} for n in measures}
-    back = {m: n for n, m in measures.items()}
-    for mv in ir_measures.iter_calc(list(measures.values()), qrels_s, rd):
-        out[back[mv.measure]][mv.query_id] = float(mv.value)
+    names_of: dict[Any, list[str]] = {}
+    for n, m in measures.items():
+        names_of.setdefault(m, []).append(n)
+    for mv in ir_measures.iter_calc(list(names_of), qrels_s, rd):
+        for n in names_of[mv.measure]:
+            out[n][mv.query_id] = float(mv.value)
     return out
 
 
@@ -82,7 +148,7 @@ def significance(
 
     qids = sorted(set(a) & set(b))
     if len(qids) < 2:
-        raise ValueError("a paired test needs at least two common queries")
+        raise EvaluationError(f"a paired test needs at least two common queries; the runs share {len(qids)}")
     x = [a[q] for q in qids]
     y = [b[q] for q in qids]
     diff = sum(xi - yi for xi, yi in zip(x, y, strict=True)) / len(qids)
@@ -108,14 +174,27 @@ def significance(
 
 
 def compare(
-    run_a: Run, run_b: Run, qrels: Qrels, metrics: Iterable[str] = ("ndcg@10",), *, rel: int = 1, test: str = "ttest"
+    run_a: Run,
+    run_b: Run,
+    qrels: Qrels,
+    metrics: Iterable[str] = ("ndcg@10",),
+    *,
+    rel: int = 1,
+    test: str = "ttest",
+    complete: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """Per metric: mean of a, mean of b, and the paired test of a vs b."""
+    """Per metric: mean of a and of b over the judged queries both runs answer, and the paired test of a vs b
+    (``n`` is the number of queries averaged and tested)."""
     out = {}
     for m in metrics:
-        pa = evaluate(run_a, qrels, [m], rel=rel, per_query=True)[m]
-        pb = evaluate(run_b, qrels, [m], rel=rel, per_query=True)[m]
+        pa = evaluate(run_a, qrels, [m], rel=rel, per_query=True, complete=complete)[m]
+        pb = evaluate(run_b, qrels, [m], rel=rel, per_query=True, complete=complete)[m]
         assert isinstance(pa, dict) and isinstance(pb, dict)
         res = significance(pa, pb, test=test)  # type: ignore[arg-type]
-        out[m] = {"a": sum(pa.values()) / len(pa), "b": sum(pb.values()) / len(pb), **res}
+        qids = set(pa) & set(pb)
+        out[m] = {
+            "a": sum(pa[q] for q in qids) / len(qids),
+            "b": sum(pb[q] for q in qids) / len(qids),
+            **res,
+        }
     return out

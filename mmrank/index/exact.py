@@ -84,10 +84,12 @@ class ExactIndex(VectorIndex):
     def _params(self) -> dict[str, Any]:
         return {"query_block": self.query_block}  # the backend is chosen again on load, for that machine
 
-    def _save_files(self, directory: Path) -> dict[str, str]:
-        return {"vectors": store.write_array(directory, "vectors", self.vectors)}
+    _roles = ("vectors",)
+
+    def _save_files(self, writer: store.Writer) -> dict[str, str]:
+        return {"vectors": writer.array("vectors", self.vectors)}
 
     def _load_files(self, directory: Path, files: dict[str, str], manifest: dict[str, Any]) -> None:
-        x = store.read_array(directory, files["vectors"]).astype(np.float32, copy=False)
+        x = store.read_array(directory, files["vectors"], shape=(len(self.ids), self.dim))
         self._chunks = [x]
         self._x = torch.empty(0, 0)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmrank.errors import MissingDependencyError
+from mmrank.errors import IndexCorruptError, MissingDependencyError
 from mmrank.index import store
 from mmrank.index.base import VectorIndex
 
@@ -66,13 +66,25 @@ class _FaissIndex(VectorIndex):
         scores, idx = self._searcher().search(queries, k)
         return scores, idx
 
-    def _save_files(self, directory: Path) -> dict[str, str]:
+    _roles = ("faiss",)
+
+    def _save_files(self, writer: store.Writer) -> dict[str, str]:
         data = _faiss().serialize_index(self._index)
-        return {"faiss": store.write_blob(directory, "index", ".faiss", np.asarray(data).tobytes())}
+        return {"faiss": writer.blob("index", ".faiss", np.asarray(data).tobytes())}
 
     def _load_files(self, directory: Path, files: dict[str, str], manifest: dict[str, Any]) -> None:
-        raw = np.frombuffer((directory / files["faiss"]).read_bytes(), dtype=np.uint8)
-        self._index = _faiss().deserialize_index(raw)
+        p = store.safe_name(directory, files["faiss"])
+        raw = np.frombuffer(p.read_bytes(), dtype=np.uint8)
+        try:
+            index = _faiss().deserialize_index(raw)
+        except RuntimeError as e:
+            raise IndexCorruptError(f"{p}: not a faiss index ({str(e).splitlines()[0] if str(e) else e})") from e
+        if index.ntotal != len(self.ids) or index.d != self.dim:
+            raise IndexCorruptError(
+                f"{p}: faiss index holds {index.ntotal} vectors of dimension {index.d}; "
+                f"manifest says {len(self.ids)} of dimension {self.dim}"
+            )
+        self._index = index
         self._gpu_index = None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mmrank.errors import DataFormatError
 from mmrank.io.lines import iter_jsonl
+from mmrank.io.values import parse_id, text_field
 from mmrank.types import Corpus, Item, PageRef, Query
 
 _ITEM_KEYS = {"id", "_id", "text", "title", "image", "doc_id", "page"}
@@ -21,8 +22,8 @@ _ITEM_KEYS = {"id", "_id", "text", "title", "image", "doc_id", "page"}
 def _resolve(base: Path, image: object) -> str | None:
     if image is None:
         return None
-    if not isinstance(image, str):
-        raise TypeError("image must be a path string")
+    if not isinstance(image, str) or not image.strip() or "\0" in image:
+        raise TypeError(f"'image' must be a non-empty path string, got {image!r:.60}")
     p = Path(image)
     return str(p if p.is_absolute() else base / p)
 
@@ -30,18 +31,21 @@ def _resolve(base: Path, image: object) -> str | None:
 def read_items_jsonl(path: str | Path) -> Corpus:
     base = Path(path).parent
     items = []
+    seen: dict[str, int] = {}
     for n, obj in iter_jsonl(path):
-        iid = obj.get("id", obj.get("_id"))
-        if iid is None or str(iid) == "":
+        raw_id = obj.get("id", obj.get("_id"))
+        if raw_id is None:
             raise DataFormatError("item needs an 'id'", path, n)
+        iid = parse_id(raw_id, path, n, "'id'")
+        if iid in seen:
+            raise DataFormatError(f"duplicate item id {iid!r} (first on line {seen[iid]})", path, n)
+        seen[iid] = n
         try:
             image = _resolve(base, obj.get("image"))
         except TypeError as e:
             raise DataFormatError(str(e), path, n) from e
-        text = obj.get("text")
-        if text is not None and not isinstance(text, str):
-            raise DataFormatError("'text' must be a string", path, n)
-        if not (text or obj.get("title") or image):
+        text, title = text_field(obj, "text", path, n), text_field(obj, "title", path, n)
+        if not ((text or "").strip() or (title or "").strip() or image):
             raise DataFormatError(f"item {iid!r} has no text, title or image", path, n)
         page = None
         if obj.get("page") is not None:
@@ -52,7 +56,9 @@ def read_items_jsonl(path: str | Path) -> Corpus:
             except (TypeError, ValueError) as e:
                 raise DataFormatError(f"bad page reference: {e}", path, n) from e
         meta = {k: v for k, v in obj.items() if k not in _ITEM_KEYS}
-        items.append(Item(str(iid), text=text, title=obj.get("title"), image=image, page=page, meta=meta))
+        items.append(Item(iid, text=text, title=title, image=image, page=page, meta=meta))
+    if not items:
+        raise DataFormatError("empty items file", path)
     return Corpus(items, name=Path(path).stem)
 
 
@@ -60,17 +66,26 @@ def read_queries_jsonl(path: str | Path) -> list[Query]:
     base = Path(path).parent
     out, seen = [], set()
     for n, obj in iter_jsonl(path):
-        qid = obj.get("id", obj.get("_id"))
-        if qid is None:
+        raw_id = obj.get("id", obj.get("_id"))
+        if raw_id is None:
             raise DataFormatError("query needs an 'id'", path, n)
-        text, image = obj.get("text"), obj.get("image")
-        if (text is None or not str(text).strip()) and image is None:
+        qid = parse_id(raw_id, path, n, "'id'")
+        text, image = text_field(obj, "text", path, n), obj.get("image")
+        if (text is None or not text.strip()) and image is None:
             raise DataFormatError(f"query {qid!r} has empty text and no image", path, n)
-        if str(qid) in seen:
+        if text is not None and not text.strip():
+            text = None  # an image query with blank text is an image query, not a composed one
+        if qid in seen:
             raise DataFormatError(f"duplicate query id {qid!r}", path, n)
-        seen.add(str(qid))
+        seen.add(qid)
+        try:
+            image_path = _resolve(base, image)
+        except TypeError as e:
+            raise DataFormatError(str(e), path, n) from e
         meta = {k: v for k, v in obj.items() if k not in ("id", "_id", "text", "image")}
-        out.append(Query(str(qid), text=text, image=_resolve(base, image), meta=meta))
+        out.append(Query(qid, text=text, image=image_path, meta=meta))
+    if not out:
+        raise DataFormatError("empty queries file", path)
     return out
 
 

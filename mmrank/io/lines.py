@@ -36,6 +36,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataFormatError(f"not valid JSON ({e.msg} at column {e.colno})", path, n) from e
+        except RecursionError as e:
+            raise DataFormatError("JSON nested too deeply", path, n) from e
         if not isinstance(obj, dict):
             raise DataFormatError(f"expected a JSON object, got {type(obj).__name__}", path, n)
         yield n, obj
@@ -51,6 +53,8 @@ def read_json(path: str | Path) -> Any:
         raise DataFormatError(f"invalid UTF-8 at byte {e.start}", p) from e
     except json.JSONDecodeError as e:
         raise DataFormatError(f"not valid JSON ({e.msg})", p, e.lineno) from e
+    except RecursionError as e:
+        raise DataFormatError("JSON nested too deeply", p) from e
 
 
 def require(obj: dict[str, Any], keys: tuple[str, ...], path: str | Path, line: int | None) -> None:

@@ -1,15 +1,71 @@
-"""Resolve where a model comes from (hub id, local directory, GGUF file) and which device/dtype it runs in."""
+"""Resolve where a model comes from (hub id, local directory, GGUF file) and which device/dtype it runs in.
+
+A model that cannot be found or loaded raises one line (:class:`~mmrank.errors.ModelNotFoundError` /
+:class:`~mmrank.errors.ModelLoadError`) naming the model, where mmrank looked and how to pass a local path,
+instead of a library traceback (:func:`model_errors`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import torch
 
-from mmrank.errors import MissingDependencyError, ModelNotFoundError
+from mmrank.errors import MissingDependencyError, MmrankError, ModelLoadError, ModelNotFoundError
+
+
+def _hub_cache() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        return "~/.cache/huggingface/hub"
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
+@contextlib.contextmanager
+def model_errors(
+    model: str | Path, *, what: str = "model", catch: tuple[type[BaseException], ...] = (OSError,)
+) -> Iterator[None]:
+    """Turn a library's failure to find or load ``model`` into one typed line.
+
+    ``catch`` lists the exception types the loading library uses for that (transformers: ``OSError``; open_clip
+    also ``RuntimeError``). A name that is no local path becomes :class:`ModelNotFoundError` (where mmrank looked,
+    how to pass a local path); a local path that fails to load becomes :class:`ModelLoadError` with the cause.
+    """
+    try:
+        yield
+    except MmrankError:
+        raise
+    except Exception as e:
+        name = str(model)
+        local = Path(name).expanduser()
+        if local.exists():  # the library failed on files that are there: config, weights, tokenizer...
+            raise ModelLoadError(f"cannot load {what} {name!r} from {local.resolve()} ({_first_line(e)})") from e
+        if not isinstance(e, catch):
+            raise
+        mode = "offline mode (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set)" if _offline() else "the hub was unreachable"
+        raise ModelNotFoundError(
+            f"{what} {name!r} not found: no local file or folder at {local.resolve()}, and not in the Hugging Face "
+            f"cache {_hub_cache()} ({mode}); pass a local path instead (model='/path/to/model-folder' in Python, "
+            f"--model /path/to/model-folder on the command line)"
+        ) from e
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -63,24 +119,12 @@ def check_source(model: str, what: str = "model") -> None:
         raise ModelNotFoundError(f"{what} {model!r}: no such folder; pass the local folder that holds its files")
 
 
-def not_found(model: str, err: Exception, what: str = "model") -> ModelNotFoundError:
-    """One-line :class:`ModelNotFoundError` for a ``from_pretrained`` failure (offline hub id, wrong path)."""
-    cause = " ".join(str(err).split())[:200]
-    return ModelNotFoundError(
-        f"{what} {model!r} could not be loaded: not a local folder and not fetchable from the hub (offline, or no "
-        f"such repo); download it and pass its local folder instead (e.g. --model /path/to/folder) [{cause}]"
-    )
-
-
 def from_pretrained(loader: Any, model: str, *args: Any, what: str = "model", **kw: Any) -> Any:
-    """``loader(model, *args, **kw)`` with a missing model turned into :class:`ModelNotFoundError`."""
+    """``loader(model, *args, **kw)`` with a missing or broken model turned into one typed line
+    (:func:`model_errors`)."""
     check_source(model, what)
-    try:
+    with model_errors(model, what=what):
         return loader(model, *args, **kw)
-    except OSError as e:
-        if isinstance(e, ModelNotFoundError):
-            raise
-        raise not_found(model, e, what) from e
 
 
 def adapter_base(model: str) -> str | None:
@@ -99,7 +143,8 @@ def load_tokenizer(model: str, *, gguf_file: str | None = None, trust_remote_cod
     from transformers import AutoTokenizer
 
     path, extra = source_kwargs(model, gguf_file)
-    return from_pretrained(AutoTokenizer.from_pretrained, path, trust_remote_code=trust_remote_code, **extra, **kw)
+    with model_errors(model, what="tokenizer of model"):
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra, **kw)
 
 
 def load_model(
@@ -114,9 +159,8 @@ def load_model(
 ) -> Any:
     """``auto_class.from_pretrained`` with dtype, GGUF and device handled; returns the model in eval mode."""
     path, extra = source_kwargs(model, gguf_file)
-    m = from_pretrained(
-        auto_class.from_pretrained, path, dtype=dtype, trust_remote_code=trust_remote_code, **extra, **kw
-    )
+    with model_errors(model):
+        m = auto_class.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra, **kw)
     if getattr(m, "hf_quantizer", None) is not None and gguf_file is not None:
         m.hf_quantizer = None  # GGUF weights are dequantised on load; nothing is quantised any more
     return m.to(device).eval()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from mmrank.llm.batching import length_sorted_batches
+from mmrank.llm.cut import cut_for_tokens
 from mmrank.llm.loading import load_model, load_tokenizer, resolve_device, resolve_dtype
 from mmrank.llm.tokens import single_token_id
 
@@ -44,7 +45,8 @@ class Seq2SeqLM:
     @torch.inference_mode()
     def first_step_logits(self, inputs: Sequence[str]) -> torch.Tensor:
         """``(n, vocab)`` float32 logits of the first decoder step for each encoder input."""
-        enc_all = [self.tokenizer.encode(t, truncation=True, max_length=self.max_length) for t in inputs]
+        cut = cut_for_tokens(inputs, self.max_length)  # never tokenise a huge text in full
+        enc_all = [self.tokenizer.encode(t, truncation=True, max_length=self.max_length) for t in cut]
         rows: dict[int, torch.Tensor] = {}
         for b in length_sorted_batches([len(e) for e in enc_all], self.batch_size):
             enc = self.tokenizer.pad({"input_ids": [enc_all[i] for i in b]}, return_tensors="pt").to(self.device)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from mmrank.llm.batching import length_sorted_batches
+from mmrank.llm.cut import cut_for_tokens
 from mmrank.llm.loading import load_model, load_tokenizer, resolve_device, resolve_dtype
 
 
@@ -52,7 +53,9 @@ class SeqClsModel:
         if not queries:
             return np.zeros(0)
         # tokenise everything once (fast tokenizers batch this in Rust), then pad per length-sorted batch
-        enc_all = self.tokenizer(list(queries), list(documents), truncation="longest_first", max_length=self.max_length)
+        q_cut = cut_for_tokens(queries, self.max_length)  # never tokenise a huge text in full
+        d_cut = cut_for_tokens(documents, self.max_length)
+        enc_all = self.tokenizer(q_cut, d_cut, truncation="longest_first", max_length=self.max_length)
         keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc_all]
         lengths = [len(x) for x in enc_all["input_ids"]]
         out = np.zeros(len(queries))

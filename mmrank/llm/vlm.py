@@ -59,7 +59,7 @@ from typing import Any
 
 import torch
 
-from mmrank.errors import ContextLengthError, ImageLoadError, ModelNotFoundError
+from mmrank.errors import ContextLengthError, ImageLoadError
 from mmrank.llm.batching import length_sorted_batches
 from mmrank.llm.loading import (
     InstanceCache,
@@ -67,7 +67,7 @@ from mmrank.llm.loading import (
     check_source,
     from_pretrained,
     load_model,
-    not_found,
+    model_errors,
     resolve_device,
     resolve_dtype,
 )
@@ -449,12 +449,8 @@ def _load_adapter(model: Any, adapter: str, *, merge: bool) -> Any:
 
         raise MissingDependencyError("loading a LoRA adapter needs peft: pip install 'mmrank[llm]'") from e
     check_source(adapter, "adapter")
-    try:
+    with model_errors(adapter, what="adapter", catch=(OSError, ValueError)):
         peft_model = PeftModel.from_pretrained(model, adapter)
-    except (OSError, ValueError) as e:
-        if isinstance(e, ModelNotFoundError):
-            raise
-        raise not_found(adapter, e, "adapter") from e
     return peft_model.merge_and_unload() if merge else peft_model
 
 

@@ -1,13 +1,16 @@
 """BM25 (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009) via bm25s
 (Lu, arXiv 2407.03618). Defaults k1=0.9, b=0.4 (the Anserini/Pyserini MS MARCO setting), Lucene IDF,
-English Snowball stemming and English stopwords."""
+English Snowball stemming and English stopwords.
+
+Only documents that match at least one query term are returned: bm25s fills its top-``k`` with zero-score
+documents when fewer match, and those are dropped (a query matching nothing gets an empty ranking and the fallback
+note ``"no query term matched; empty ranking"``). A corpus in which no document has an indexable term (all empty
+or stopwords only) cannot be indexed and raises :class:`~mmrank.errors.DataFormatError`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from mmrank.errors import DataFormatError
 from mmrank.retrieve.base import Retriever
@@ -30,6 +33,8 @@ class BM25Retriever(Retriever):
         n_threads: int = 1,
     ) -> None:
         super().__init__()
+        if not (k1 >= 0 and 0 <= b <= 1):  # also refuses NaN
+            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
         self.k1, self.b, self.method = k1, b, method
         self.stemmer_lang, self.stopwords, self.n_threads = stemmer, stopwords, n_threads
         self._bm25: Any = None
@@ -55,8 +60,14 @@ class BM25Retriever(Retriever):
         self.corpus = corpus
         self._ids = corpus.ids
         texts = [corpus[i].full_text for i in self._ids]
+        tokens = self._tokenize(texts)
+        if not any(len(doc) for doc in tokens.ids):
+            raise DataFormatError(
+                f"corpus {corpus.name!r}: none of its {len(texts)} documents has an indexable term "
+                "(all empty or stopwords only); BM25 has nothing to index"
+            )
         self._bm25 = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
-        self._bm25.index(self._tokenize(texts), show_progress=False)
+        self._bm25.index(tokens, show_progress=False)
         return self
 
     def retrieve(self, queries: Sequence[Query], k: int = 100) -> Run:
@@ -72,10 +83,10 @@ class BM25Retriever(Retriever):
         for qi, q in enumerate(queries):
             hits = []
             for d, s in zip(docs[qi], scores[qi], strict=True):
-                if s <= 0 and not np.isfinite(s):
+                if not s > 0:  # zero-score padding (no query term in the document), or NaN
                     continue
                 iid = self._ids[int(d)]
                 hits.append(Hit(iid, float(s), corpus[iid]))
-            fb = [] if any(h.score > 0 for h in hits) else ["no query term matched; zero scores"]
+            fb = [] if hits else ["no query term matched; empty ranking"]
             out.append(Ranking(q.id, hits, stage=self.name, query=q, fallbacks=fb))
         return Run(out, name=self.name)

@@ -16,6 +16,7 @@ from mmrank import registry
 from mmrank.encoders.base import Encoder
 from mmrank.index.base import VectorIndex
 from mmrank.index.cache import EmbeddingCache, content_key
+from mmrank.index.fingerprint import encoder_cache_id
 from mmrank.retrieve.base import Retriever
 from mmrank.types import Corpus, Hit, Item, Query, Ranking, Run
 
@@ -25,7 +26,7 @@ def item_key(item: Item) -> str:
     parts = []
     if item.image is not None and isinstance(item.image, (str, Path, bytes)):
         parts.append(content_key(item.image if isinstance(item.image, bytes) else Path(item.image)))
-    parts.append(content_key((item.full_text or "").encode("utf-8")))
+    parts.append(content_key(item.full_text or ""))
     return "-".join(parts)
 
 
@@ -59,7 +60,7 @@ class DenseRetriever(Retriever):
     def encode_items(self, items: Sequence[Item]) -> np.ndarray:
         if self.cache_dir is None:
             return self.encoder.encode_items(items, batch_size=self.batch_size)
-        cache = EmbeddingCache(self.cache_dir, self.encoder.model_id)
+        cache = EmbeddingCache(self.cache_dir, encoder_cache_id(self.encoder), on_mismatch="reset")
         keys = [item_key(it) for it in items]
         mask, found = cache.get_many(keys)
         todo = [it for it, m in zip(items, mask, strict=True) if not m]

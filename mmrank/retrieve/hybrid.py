@@ -27,6 +27,12 @@ class HybridRetriever(Retriever):
         depth: int = 1000,
     ) -> None:
         super().__init__()
+        if method not in ("rrf", "weighted"):
+            raise ValueError(f"method must be 'rrf' or 'weighted', got {method!r}")
+        if weights is not None and len(weights) != len(retrievers):
+            raise ValueError(f"{len(weights)} weights for {len(retrievers)} retrievers; give one weight per retriever")
+        if rrf_k < 0 or depth < 1:
+            raise ValueError(f"rrf_k must be >= 0 and depth >= 1, got rrf_k={rrf_k}, depth={depth}")
         self.retrievers = [registry.retriever(r) if isinstance(r, str) else r for r in retrievers]
         self.method, self.weights, self.rrf_k, self.depth = method, weights, rrf_k, depth
 

@@ -20,6 +20,7 @@ import numpy as np
 from mmrank.errors import DataFormatError
 from mmrank.eval.image import loo_metrics, loo_metrics_from_ranks
 from mmrank.globalfeat.superglobal import SuperGlobalConfig
+from mmrank.io.lines import iter_lines
 
 # name -> (descriptor config or None for "reuse", base config name for reranking or None)
 DEFAULT_CONFIGS: dict[str, tuple[SuperGlobalConfig | None, str | None]] = {
@@ -39,7 +40,13 @@ DEFAULT_CONFIGS: dict[str, tuple[SuperGlobalConfig | None, str | None]] = {
 def read_labels(
     labels_csv: str | Path, images_dir: str | Path | None = None
 ) -> tuple[list[Path], list[str], list[str]]:
-    """``(paths, labels, warnings)`` from a ``path,label`` CSV; missing files are skipped with a warning."""
+    """``(paths, labels, warnings)`` from a UTF-8 ``path,label`` CSV; missing files are skipped with a warning.
+
+    Rules: ``path`` is relative and stays inside the folder it is resolved against (an absolute path or a ``..``
+    component is a :class:`DataFormatError` naming the line); an image listed twice (the same file, even under
+    two spellings) is an error naming both lines, since a duplicate would be its own perfect match and inflate
+    the metrics; leave-one-out evaluation needs at least one label with two existing images.
+    """
     csv_path = Path(labels_csv)
     if not csv_path.is_file():
         raise DataFormatError("labels file not found", csv_path)
@@ -47,23 +54,58 @@ def read_labels(
     roots += [csv_path.parent]
     if images_dir is not None:
         roots.append(Path(images_dir).parent)
-    paths, labels, warnings = [], [], []
-    with csv_path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
-            raise DataFormatError(f"needs columns path,label; found {reader.fieldnames}", csv_path, 1)
-        for line, row in enumerate(reader, start=2):
-            rel, lab = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-            if not rel or not lab:
-                raise DataFormatError("empty path or label", csv_path, line)
-            cand = next((r / rel for r in roots if (r / rel).is_file()), None)
-            if cand is None:
-                warnings.append(f"{csv_path}:{line}: {rel} not found under {', '.join(map(str, roots))}; skipped")
-                continue
-            paths.append(cand)
-            labels.append(lab)
+    paths: list[Path] = []
+    labels: list[str] = []
+    warnings: list[str] = []
+    first_line: dict[Path, int] = {}
+    header: list[str] | None = None
+    for line, text in iter_lines(csv_path):  # names the line of any invalid UTF-8
+        try:
+            fields = next(csv.reader([text]))
+        except (csv.Error, StopIteration) as e:
+            raise DataFormatError(f"not a CSV line ({e})", csv_path, line) from e
+        if header is None:
+            header = [f.strip() for f in fields]
+            if not {"path", "label"} <= set(header):
+                raise DataFormatError(f"needs columns path,label; found {header}", csv_path, line)
+            continue
+        if len(fields) != len(header):
+            raise DataFormatError(f"{len(fields)} fields for {len(header)} columns", csv_path, line)
+        row = dict(zip(header, fields, strict=True))
+        rel, lab = row["path"].strip(), row["label"].strip()
+        if not rel or not lab:
+            raise DataFormatError("empty path or label", csv_path, line)
+        rp = Path(rel)
+        if rp.is_absolute() or ".." in rp.parts or "\0" in rel:
+            raise DataFormatError(
+                f"path {rel!r} must be relative and stay inside the image folder (no absolute path, no '..')",
+                csv_path,
+                line,
+            )
+        cand = next((r / rel for r in roots if (r / rel).is_file()), None)
+        if cand is None:
+            warnings.append(f"{csv_path}:{line}: {rel} not found under {', '.join(map(str, roots))}; skipped")
+            continue
+        key = cand.resolve()
+        if key in first_line:
+            raise DataFormatError(
+                f"image {rel!r} is listed twice (first on line {first_line[key]}); each image must appear once",
+                csv_path,
+                line,
+            )
+        first_line[key] = line
+        paths.append(cand)
+        labels.append(lab)
+    if header is None:
+        raise DataFormatError("empty labels file", csv_path)
     if not paths:
         raise DataFormatError("no listed image exists", csv_path)
+    if len(paths) < 2 or max(labels.count(x) for x in set(labels)) < 2:
+        raise DataFormatError(
+            f"leave-one-out evaluation needs a label with at least two images; found {len(paths)} image(s) "
+            f"in {len(set(labels))} label(s)",
+            csv_path,
+        )
     return paths, labels, warnings
 
 

@@ -3,15 +3,15 @@ optionally reranked with SuperGlobal feature refinement (arXiv 2308.06954)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from mmrank.encoders.base import Encoder
-from mmrank.errors import DataFormatError
+from mmrank.errors import DataFormatError, IndexCorruptError
 from mmrank.index.base import VectorIndex
+from mmrank.index.fingerprint import encoder_cache_id
 from mmrank.types import Hit, ImageSource, Item, Query, Ranking, Run
-from mmrank.vision.index import MANIFEST_NAME, encoder_from_spec
+from mmrank.vision.index import encoder_from_spec, read_vision_manifest
 
 
 class ImageSearch:
@@ -19,17 +19,26 @@ class ImageSearch:
 
     def __init__(self, index_dir: str | Path, *, encoder: Encoder | None = None, device: str | None = None) -> None:
         d = Path(index_dir)
-        mpath = d / MANIFEST_NAME
-        if not mpath.is_file():
-            raise DataFormatError(f"{d}: no {MANIFEST_NAME}; not made by `mmrank index`")
-        self.manifest: dict[str, Any] = json.loads(mpath.read_text())
-        self.root = Path(self.manifest["root"])
-        self.index = VectorIndex.load(d / "index")
+        for attempt in range(3):  # a re-index may publish a new manifest while this one is read: read again
+            self.manifest, sub = read_vision_manifest(d)
+            try:
+                self.index = VectorIndex.load(sub)
+                break
+            except (IndexCorruptError, FileNotFoundError):
+                if attempt == 2 or read_vision_manifest(d)[1] == sub:
+                    raise
+        self.root = Path(str(self.manifest["root"]))
         overrides = {"device": device} if device else {}
         self.encoder = encoder or encoder_from_spec(self.manifest["encoder"], **overrides)
         if self.encoder.model_id != self.index.model_id:
             raise DataFormatError(
                 f"encoder {self.encoder.model_id!r} does not match the index's {self.index.model_id!r}"
+            )
+        built_with = self.manifest.get("encoder_cache_id")
+        if built_with is not None and encoder is None and encoder_cache_id(self.encoder) != built_with:
+            raise DataFormatError(
+                f"{d}: the weights of {self.encoder.model_id!r} changed since this index was built "
+                "(content fingerprint differs); run `mmrank index` again"
             )
 
     def item(self, item_id: str) -> Item:

@@ -37,7 +37,8 @@ def test_retrieve_then_eval(tmp_path, sample_dir, capsys):
         == 0
     )
     metrics = _json(capsys)
-    assert set(metrics) == {"ndcg@10", "map"} and 0.5 < metrics["ndcg@10"] <= 1
+    assert set(metrics) == {"ndcg@10", "map", "queries"} and 0.5 < metrics["ndcg@10"] <= 1
+    assert metrics["queries"] == 6  # how many queries were averaged
 
 
 def test_rerank_trec_run_with_corpus_and_rank_llm_json(tmp_path, sample_dir, capsys):
@@ -66,8 +67,10 @@ def test_rerank_trec_run_with_corpus_and_rank_llm_json(tmp_path, sample_dir, cap
     assert rc == 0
     info = _json(capsys)
     assert info["stages"] == ["bi-encoder"] and info["model_calls"] > 0
-    run = read_trec_run(out)
-    assert len(run) == 6 and all(len(r) == 10 for r in run.values())
+    run, before = read_trec_run(out), read_trec_run(first)
+    # every candidate is kept (BM25 returns at most 10: only documents that match a query term)
+    assert len(run) == 6 and all(set(run[q].ids) == set(before[q].ids) for q in run)
+    assert all(0 < len(r) <= 10 for r in before.values())
     # the same candidates as rank_llm JSON need no corpus or queries
     from mmrank.io import load_corpus, load_queries, load_run
 

@@ -68,3 +68,25 @@ def test_compare_runs():
     other = Run([Ranking("q1", [Hit("d1", 3.0), Hit("d3", 2.0)]), Ranking("q2", [Hit("d9", 1.0)])])
     res = compare(other, RUN, QRELS, ["ndcg@3"])["ndcg@3"]
     assert res["a"] > res["b"] and res["n"] == 2
+
+
+def test_evaluation_rules_for_bad_runs_and_qrels():
+    """Issue 12 items 5, 6, 10: NaN scores, non-integer grades, no common query, zero cutoffs; averaging."""
+    from mmrank.errors import DataFormatError, EvaluationError, UnknownNameError
+
+    qrels = {"1": {"a": 1}, "2": {"b": 1}}
+    with pytest.raises(DataFormatError, match="'a' has score nan"):
+        evaluate({"1": {"a": float("nan"), "c": 1.0}}, qrels, ["ndcg@10"])
+    with pytest.raises(DataFormatError, match=r"grade 1\.9"):
+        evaluate({"1": {"a": 1.0}}, {"1": {"a": 1.9}}, ["ndcg@10"])
+    with pytest.raises(EvaluationError, match="no query in common"):
+        evaluate({"3": {"a": 1.0}}, qrels, ["ndcg@10"])
+    for bad in ("ndcg@0", "p@0", "recall@0", "map@0", f"ndcg@{2**31}"):
+        with pytest.raises(UnknownNameError, match="cutoff"):
+            evaluate({"1": {"a": 1.0}}, qrels, [bad])
+    m = evaluate({"1": {"a": 1.0}}, qrels, ["ndcg@10"])
+    assert m == {"ndcg@10": 1.0} and m.queries == 1 and not m.complete  # trec_eval's default
+    c = evaluate({"1": {"a": 1.0}}, qrels, ["ndcg@10"], complete=True)
+    assert c == {"ndcg@10": 0.5} and c.queries == 2  # trec_eval -c
+    pq = evaluate({"1": {"a": 1.0}}, qrels, ["ndcg@10", "NDCG@10"], per_query=True)
+    assert pq == {"ndcg@10": {"1": 1.0}, "NDCG@10": {"1": 1.0}}

@@ -10,7 +10,7 @@ from mmrank.types import Hit, Ranking, Run
 def test_run_round_trip(tmp_path):
     run = Run([Ranking("1", [Hit("d1", 2.5), Hit("d2", 1.0)]), Ranking("2", [Hit("d9", 0.1)])], name="x")
     p = write_trec_run(run, tmp_path / "run.txt", tag="tag")
-    assert p.read_text().splitlines()[0] == "1 Q0 d1 1 2.500000 tag"
+    assert p.read_text().splitlines()[0] == "1 Q0 d1 1 2.5 tag"  # full precision, shortest round-trip form
     back = read_trec_run(p)
     assert back.as_dict() == run.as_dict()
     assert back["1"].ids == ["d1", "d2"]
@@ -79,3 +79,28 @@ def test_load_qrels_detects_format(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataFormatError, match="no such file"):
         read_trec_run(tmp_path / "nope.txt")
+
+
+def test_full_precision_keeps_the_order_of_close_scores(tmp_path):
+    """Issue 12 item 10: with %.6f these three tied after a round trip and were re-ordered by doc id."""
+    from mmrank.eval.metrics import evaluate
+
+    run = Run([Ranking("1", [Hit("z", 0.1234567), Hit("m", 0.12345665), Hit("a", 0.1234566)])])
+    back = read_trec_run(write_trec_run(run, tmp_path / "r.run"))
+    assert back["1"].ids == ["z", "m", "a"] and back["1"].scores == run["1"].scores
+    qrels = {"1": {"a": 1}}
+    assert evaluate(back, qrels, ["mrr@10"]) == evaluate(run, qrels, ["mrr@10"]) == {"mrr@10": 1 / 3}
+
+
+@pytest.mark.parametrize("qid,doc", [("q 1", "d"), ("q", "d\t2"), ("q", "d\n"), ("q\u00a0x", "d")])
+def test_ids_that_would_not_read_back_are_refused(tmp_path, qid, doc):
+    run = Run([Ranking(qid, [Hit(doc, 1.0)])])
+    with pytest.raises(DataFormatError, match="whitespace"):
+        write_trec_run(run, tmp_path / "r.run")
+    assert not (tmp_path / "r.run").exists()
+
+
+def test_non_finite_scores_are_not_written(tmp_path):
+    run = Run([Ranking("1", [Hit("a", float("nan"))])])
+    with pytest.raises(DataFormatError, match="not finite"):
+        write_trec_run(run, tmp_path / "r.run")

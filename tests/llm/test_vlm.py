@@ -172,7 +172,7 @@ def test_missing_model_is_one_clear_line(tmp_path):
     with pytest.raises(ModelNotFoundError) as e:
         VLM("nobody/no-such-vlm", device="cpu")  # a hub id, offline in tests
     msg = str(e.value)
-    assert "nobody/no-such-vlm" in msg and "local folder" in msg and "\n" not in msg
+    assert "nobody/no-such-vlm" in msg and "local path" in msg and "\n" not in msg
 
 
 def test_get_vlm_shares_instances(model_dir):

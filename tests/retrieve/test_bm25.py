@@ -66,4 +66,19 @@ def test_bm25_errors_and_no_match():
         bm.index(Corpus())
     bm.index(Corpus(Item(k, text=v) for k, v in DOCS.items()))
     run = bm.retrieve([Query("q", text="zebra")], k=2)
-    assert run["q"].fallbacks == ["no query term matched; zero scores"]
+    assert run["q"].fallbacks == ["no query term matched; empty ranking"] and run["q"].hits == []
+
+
+def test_bm25_drops_zero_score_padding():
+    """Issue 12 item 11: bm25s pads the top-k with zero-score documents; only matching documents are hits."""
+    corpus = Corpus(Item(k, text=v) for k, v in DOCS.items())
+    run = mmrank.retriever("bm25").index(corpus).retrieve([Query("q", text="cat")], k=len(DOCS))
+    matching = {k for k, v in DOCS.items() if "cat" in v.lower()}
+    assert set(run["q"].ids) == matching and all(h.score > 0 for h in run["q"])
+
+
+@pytest.mark.parametrize("texts", [["", ""], ["the a an", "of the"], ["  ", "the of"]])
+def test_bm25_corpus_without_any_term_is_a_data_error(texts):
+    corpus = Corpus(Item(f"d{i}", text=t or None, title="the" if not t else None) for i, t in enumerate(texts))
+    with pytest.raises(DataFormatError, match=r"none of its \d+ documents has an indexable term"):
+        mmrank.retriever("bm25").index(corpus)
