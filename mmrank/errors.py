@@ -42,3 +42,11 @@ class IndexCorruptError(MmrankError):
 
 class ImageLoadError(MmrankError):
     """An image file could not be decoded (corrupt, truncated, zero bytes, decompression bomb)."""
+
+
+class ModelNotFoundError(MmrankError, OSError):
+    """A model (or adapter) is neither a local folder nor loadable from the hub (offline, wrong id or path)."""
+
+
+class ContextLengthError(MmrankError, ValueError):
+    """An input (prompt plus images, plus the generation budget) does not fit the model's ``max_length``."""

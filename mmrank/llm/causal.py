@@ -27,7 +27,6 @@ before that happens.
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +35,8 @@ import numpy as np
 import torch
 
 from mmrank.llm.batching import length_sorted_batches, pad_left, pad_right
-from mmrank.llm.loading import load_model, load_tokenizer, resolve_device, resolve_dtype
-from mmrank.llm.tokens import single_token_id
-
-_END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "</s>")
+from mmrank.llm.loading import InstanceCache, load_model, load_tokenizer, resolve_device, resolve_dtype
+from mmrank.llm.tokens import single_token_id, stop_token_ids
 
 
 @dataclass(slots=True)
@@ -118,16 +115,7 @@ class CausalLM:
         return ids
 
     def _eos_ids(self) -> list[int]:
-        ids: set[int] = set()
-        gc = getattr(self.model, "generation_config", None)
-        e = getattr(gc, "eos_token_id", None) if gc is not None else None
-        if e is not None:
-            ids |= set(e) if isinstance(e, list | tuple) else {int(e)}
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(int(self.tokenizer.eos_token_id))
-        vocab = self.tokenizer.get_vocab()
-        ids |= {int(vocab[t]) for t in _END_OF_TURN if t in vocab and t in self.tokenizer.all_special_tokens}
-        return sorted(ids)
+        return stop_token_ids(self.tokenizer, self.model)
 
     # ------------------------------------------------------------------ forward helpers
     def _forward_hidden(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any = None) -> Any:
@@ -358,20 +346,14 @@ class CausalLM:
         return [g for g in out if g is not None]
 
 
-_CACHE: dict[tuple[Any, ...], CausalLM] = {}
-_LOCK = threading.Lock()
+_SHARED: InstanceCache[CausalLM] = InstanceCache(CausalLM)
 
 
 def get_causal_lm(model: str, **kw: Any) -> CausalLM:
     """A :class:`CausalLM` shared by every caller with the same ``model`` and keyword arguments."""
-    key = (str(model), tuple(sorted((k, str(v)) for k, v in kw.items())))
-    with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = CausalLM(model, **kw)
-        return _CACHE[key]
+    return _SHARED.get(model, **kw)
 
 
 def clear_causal_lm_cache() -> None:
     """Forget shared models (frees memory once no reranker holds them)."""
-    with _LOCK:
-        _CACHE.clear()
+    _SHARED.clear()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 
-from mmrank.errors import MissingDependencyError
+from mmrank.errors import MissingDependencyError, ModelNotFoundError
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -51,11 +53,53 @@ def source_kwargs(model: str, gguf_file: str | None) -> tuple[str, dict[str, Any
     return str(model), {"gguf_file": gguf_file}
 
 
+def _looks_local(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or "\\" in model or model.count("/") > 1
+
+
+def check_source(model: str, what: str = "model") -> None:
+    """Raise :class:`ModelNotFoundError` at once for a local-looking path that does not exist."""
+    if _looks_local(str(model)) and not Path(model).expanduser().exists():
+        raise ModelNotFoundError(f"{what} {model!r}: no such folder; pass the local folder that holds its files")
+
+
+def not_found(model: str, err: Exception, what: str = "model") -> ModelNotFoundError:
+    """One-line :class:`ModelNotFoundError` for a ``from_pretrained`` failure (offline hub id, wrong path)."""
+    cause = " ".join(str(err).split())[:200]
+    return ModelNotFoundError(
+        f"{what} {model!r} could not be loaded: not a local folder and not fetchable from the hub (offline, or no "
+        f"such repo); download it and pass its local folder instead (e.g. --model /path/to/folder) [{cause}]"
+    )
+
+
+def from_pretrained(loader: Any, model: str, *args: Any, what: str = "model", **kw: Any) -> Any:
+    """``loader(model, *args, **kw)`` with a missing model turned into :class:`ModelNotFoundError`."""
+    check_source(model, what)
+    try:
+        return loader(model, *args, **kw)
+    except OSError as e:
+        if isinstance(e, ModelNotFoundError):
+            raise
+        raise not_found(model, e, what) from e
+
+
+def adapter_base(model: str) -> str | None:
+    """The base model named by a PEFT adapter folder (``adapter_config.json`` without ``config.json``), else None."""
+    import json
+
+    p = Path(model).expanduser()
+    cfg = p / "adapter_config.json"
+    if not cfg.is_file() or (p / "config.json").is_file():
+        return None
+    base = json.loads(cfg.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    return str(base) if base else None
+
+
 def load_tokenizer(model: str, *, gguf_file: str | None = None, trust_remote_code: bool = False, **kw: Any) -> Any:
     from transformers import AutoTokenizer
 
     path, extra = source_kwargs(model, gguf_file)
-    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **extra, **kw)
+    return from_pretrained(AutoTokenizer.from_pretrained, path, trust_remote_code=trust_remote_code, **extra, **kw)
 
 
 def load_model(
@@ -70,7 +114,32 @@ def load_model(
 ) -> Any:
     """``auto_class.from_pretrained`` with dtype, GGUF and device handled; returns the model in eval mode."""
     path, extra = source_kwargs(model, gguf_file)
-    m = auto_class.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra, **kw)
+    m = from_pretrained(
+        auto_class.from_pretrained, path, dtype=dtype, trust_remote_code=trust_remote_code, **extra, **kw
+    )
     if getattr(m, "hf_quantizer", None) is not None and gguf_file is not None:
         m.hf_quantizer = None  # GGUF weights are dequantised on load; nothing is quantised any more
     return m.to(device).eval()
+
+
+T = TypeVar("T")
+
+
+class InstanceCache(Generic[T]):
+    """One shared backend instance per ``(model, keyword arguments)`` (thread-safe), e.g. ``get_causal_lm``."""
+
+    def __init__(self, factory: Callable[..., T]) -> None:
+        self.factory = factory
+        self._items: dict[tuple[Any, ...], T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str, **kw: Any) -> T:
+        key = (str(model), tuple(sorted((k, str(v)) for k, v in kw.items())))
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = self.factory(model, **kw)
+            return self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
