@@ -55,8 +55,13 @@ def write_mini_cirr(root: Path) -> Path:
         tsplit[name] = f"./test1/{name}.png"
     test = []
     for n, p in enumerate(PHOTOS[:2]):
-        members = [tnames[p], tnames[f"{p}_flip"], tnames[f"{p}_grey"]] + [tnames[PHOTOS[n + 2]], *list(tnames.values())[:2]]
-        test.append({"pairid": 200 + n, "reference": tnames[p], "caption": "flip it", "img_set": {"id": n, "members": members}})
+        members = [tnames[p], tnames[f"{p}_flip"], tnames[f"{p}_grey"]] + [
+            tnames[PHOTOS[n + 2]],
+            *list(tnames.values())[:2],
+        ]
+        test.append(
+            {"pairid": 200 + n, "reference": tnames[p], "caption": "flip it", "img_set": {"id": n, "members": members}}
+        )
     (root / "captions").mkdir(parents=True, exist_ok=True)
     (root / "image_splits").mkdir(parents=True, exist_ok=True)
     (root / "captions" / "cap.rc2.val.json").write_text(json.dumps(val))
@@ -87,7 +92,10 @@ def write_mini_circo(root: Path) -> Path:
                 "semantic_aspects": ["viewpoint"],
             }
         )
-    test = [{"id": n, "reference_img_id": ids[p], "relative_caption": "is grey", "shared_concept": p} for n, p in enumerate(PHOTOS[:2])]
+    test = [
+        {"id": n, "reference_img_id": ids[p], "relative_caption": "is grey", "shared_concept": p}
+        for n, p in enumerate(PHOTOS[:2])
+    ]
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     (root / "annotations" / "val.json").write_text(json.dumps(val))
     (root / "annotations" / "test.json").write_text(json.dumps(test))

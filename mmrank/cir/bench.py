@@ -26,7 +26,6 @@ from mmrank.eval.cir import (
     CIRSample,
     circo_submission,
     cirr_submission,
-    cirr_subset_ranking,
     fashioniq_average,
 )
 from mmrank.index.store import atomic_write_bytes
@@ -88,10 +87,16 @@ class Checkpoint:
 def _result(sample: CIRSample, ranking: Ranking, bench: CIRBenchmark, keep: int) -> dict[str, Any]:
     ids = ranking.ids
     rec: dict[str, Any] = {"id": sample.id, "ranking": ids[:keep]}
-    if bench.dataset == "cirr":
-        rec["subset"] = cirr_subset_ranking([i for i in ids if i != sample.reference], sample)
-    if ranking.fallbacks:
-        rec["fallbacks"] = list(ranking.fallbacks)
+    fallbacks = list(ranking.fallbacks)
+    if bench.dataset == "cirr":  # the full gallery was ranked: only unencodable members can be absent
+        members = [m for m in sample.members if m != sample.reference]
+        present = set(ids)
+        lost = [m for m in members if m not in present]
+        rec["subset"] = [i for i in ids if i in set(members)] + lost
+        if lost:
+            fallbacks.append(f"subset: {len(lost)} set member image(s) not in the gallery index, ranked last")
+    if fallbacks:
+        rec["fallbacks"] = fallbacks
     if ranking.model_calls:
         rec["model_calls"] = ranking.model_calls
     if ranking.query is not None and "target_caption" in ranking.query.meta:
@@ -104,7 +109,7 @@ def _process(
     retriever: Any,
     reranker: Any,
     rerank_k: int | None,
-    depth: int,
+    depth: int | None,
     bench: CIRBenchmark,
     keep: int,
 ) -> list[dict[str, Any]]:
@@ -167,7 +172,7 @@ def run_benchmark(
         retriever.index(bench.corpus(gallery_ids))
         secs = time.perf_counter() - t0
         say(f"{bench.name}: gallery encoded ({len(retriever.skipped)} images skipped) in {secs:.1f}s")
-        depth = len(gallery_ids) if bench.needs_full_ranking else max(keep, rerank_k or 0)
+        depth = None if bench.needs_full_ranking else max(keep, rerank_k or 0)  # None: the whole gallery
         for start in range(0, len(todo), chunk_size):
             chunk = [(s, bench.query(s)) for s in todo[start : start + chunk_size]]
             try:

@@ -61,7 +61,7 @@ class EBRReranker(Reranker):
         if vlm is None or isinstance(vlm, str):
             from mmrank.llm.vlm import get_vlm
 
-            vlm = get_vlm(vlm or model, **vlm_kwargs)
+            vlm = get_vlm(str(vlm or model), **vlm_kwargs)
         if reference not in ("separate", "cell"):
             raise ValueError(f"reference must be 'separate' or 'cell', got {reference!r}")
         self.vlm = vlm

@@ -44,7 +44,7 @@ class PointwiseVLMReranker(ScoringReranker):
         if vlm is None or isinstance(vlm, str):
             from mmrank.llm.vlm import get_vlm
 
-            vlm = get_vlm(vlm or model, **vlm_kwargs)
+            vlm = get_vlm(str(vlm or model), **vlm_kwargs)
         self.vlm = vlm
         self.prompt = load_prompt(prompt, prompt_path)
         self.yes = vlm.token_id(str(self.prompt.defaults.get("yes", "yes")))

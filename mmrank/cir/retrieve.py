@@ -195,9 +195,12 @@ class ComposedRetriever(Retriever):
                 fallbacks[i].append(_EMPTY)
         return out, fallbacks, captions, calls
 
-    def retrieve(self, queries: Sequence[Query], k: int = 100) -> Run:
-        """Top-``k`` gallery images per composed query (after removing ``query.meta["exclude"]`` ids)."""
+    def retrieve(self, queries: Sequence[Query], k: int | None = 100) -> Run:
+        """Top-``k`` gallery images per composed query (after removing ``query.meta["exclude"]`` ids);
+        ``k=None`` ranks the whole gallery."""
         corpus = self._require_index()
+        full = k is None
+        k = len(self.index_obj) if k is None else k
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         qv, fallbacks, captions, calls = self.query_vectors(queries)
@@ -211,7 +214,7 @@ class ComposedRetriever(Retriever):
                 Hit(d, float(s), corpus[d]) for d, s in zip(ids[qi], scores[qi], strict=True) if d not in excludes[qi]
             ]
             fb = list(fallbacks[qi])
-            if len(hits) < k and len(self.index_obj) - len(excludes[qi]) < k:
+            if not full and len(hits) < k and len(self.index_obj) - len(excludes[qi]) < k:
                 fb.append(f"k={k} exceeds the gallery: returned all {len(hits[:k])} images")
             if captions[qi]:
                 q = replace(q, meta={**q.meta, "target_caption": captions[qi]})

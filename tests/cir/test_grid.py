@@ -53,7 +53,7 @@ def test_unreadable_candidate_is_a_placeholder_and_reference_cell(photos, tmp_pa
     grid, bad = make_grid([photos[0], broken, photos[1]], reference=photos[2])
     assert bad == [1]
     spec = GridSpec()
-    cols, rows, cell = spec.layout(4)
+    cell = spec.layout(4)[2]
     a = np.asarray(grid).astype(int)
     x = y = spec.gap
     blue = (a[y : y + cell, x : x + 4, 0] == 20) & (a[y : y + cell, x : x + 4, 2] == 220)

@@ -29,7 +29,12 @@ def test_real_cirr(cir_data):
     assert len(val.samples) == 4181 and len(val.gallery) == 2297
     s = val.samples[0]
     raw = json.loads((cir_data / "cirr/captions/cap.rc2.val.json").read_text())[0]
-    assert (s.id, s.reference, s.target, s.text) == (str(raw["pairid"]), raw["reference"], raw["target_hard"], raw["caption"])
+    assert (s.id, s.reference, s.target, s.text) == (
+        str(raw["pairid"]),
+        raw["reference"],
+        raw["target_hard"],
+        raw["caption"],
+    )
     assert list(s.members) == raw["img_set"]["members"] and s.soft == raw["target_soft"]
     assert val.exclude_reference and val.has_labels
     q = val.query(s)
@@ -73,7 +78,9 @@ def _cirr_tree(tmp_path, records, split_names, split="val"):
     (tmp_path / "captions").mkdir(parents=True, exist_ok=True)
     (tmp_path / "image_splits").mkdir(parents=True, exist_ok=True)
     (tmp_path / "captions" / f"cap.rc2.{split}.json").write_text(json.dumps(records))
-    (tmp_path / "image_splits" / f"split.rc2.{split}.json").write_text(json.dumps({n: f"./x/{n}.png" for n in split_names}))
+    (tmp_path / "image_splits" / f"split.rc2.{split}.json").write_text(
+        json.dumps({n: f"./x/{n}.png" for n in split_names})
+    )
     return tmp_path
 
 
@@ -88,7 +95,7 @@ def test_cirr_wrong_split_and_schema_name_the_record(tmp_path):
     with pytest.raises(DataFormatError, match=r"record 1 .*missing \['target_hard'\]"):
         load_cirr(root, split="val")
     root = _cirr_tree(tmp_path / "c", [{**good, "target_hard": "dev-9-0-img0"}], names)
-    with pytest.raises(DataFormatError, match="dev-9-0-img0.*not in split.rc2.val.json"):
+    with pytest.raises(DataFormatError, match=r"dev-9-0-img0.*not in split\.rc2\.val\.json"):
         load_cirr(root, split="val")
     root = _cirr_tree(tmp_path / "d", {"not": "a list"}, names)
     with pytest.raises(DataFormatError, match="list of triplets"):
@@ -110,7 +117,7 @@ def test_circo_wrong_split_and_schema(tmp_path):
         load_circo(root, split="test")
     val[1]["id"] = 7
     (root / "annotations" / "val.json").write_text(json.dumps(val))
-    with pytest.raises(DataFormatError, match="record 1: query ids must be 0..n-1"):
+    with pytest.raises(DataFormatError, match=r"record 1: query ids must be 0\.\.n-1"):
         load_circo(root, split="val")
     del val[1]["gt_img_ids"]
     val[1]["id"] = 1
@@ -122,7 +129,7 @@ def test_circo_wrong_split_and_schema(tmp_path):
 def test_fashioniq_wrong_split_or_category(tmp_path):
     root = write_mini_fashioniq(tmp_path / "fiq")
     (root / "image_splits" / "split.dress.val.json").write_text(json.dumps(["B999"]))
-    with pytest.raises(DataFormatError, match="record 0: candidate .* not in split.dress.val.json"):
+    with pytest.raises(DataFormatError, match=r"record 0: candidate .* not in split\.dress\.val\.json"):
         load_fashioniq(root, split="val", category="dress")
     with pytest.raises(UnknownNameError, match="category"):
         load_fashioniq(root, split="val", category="shoes")
