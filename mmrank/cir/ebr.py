@@ -76,6 +76,7 @@ class EBRReranker(Reranker):
         self.save_grids = Path(save_grids) if save_grids else None
         self._anchor = self.prompt.regex() if self.prompt.output_regex else None
         self.calls = 0
+        self.answers: dict[str, str] = {}  # query id -> the VLM's raw answer, from the last rerank call
 
     def rerank(self, queries: QueriesLike, candidates: Run, top_k: int | None = None) -> Run:
         """Rerank the top ``top_k`` (default: this reranker's ``k``) candidates of every query."""
@@ -148,6 +149,7 @@ class EBRReranker(Reranker):
             max_new = self.max_new_tokens or per * longest + 16
             answers = self.vlm.generate(convs, max_new_tokens=max_new, temperature=0.0, seed=self.seed)
             self.calls += len(convs)
+            self.answers = {jobs[j][0].id: ans for j, ans in zip(todo, answers, strict=True)}
             for j, ans in zip(todo, answers, strict=True):
                 order, fb = parse_grid_ranking(
                     ans, len(jobs[j][1]), first_index=self.grid.first_index, anchor=self._anchor

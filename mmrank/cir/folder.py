@@ -79,3 +79,24 @@ def load_cir_queries(path: str | Path, image_root: str | Path, *, exclude_refere
     if not out:
         raise DataFormatError("no queries in the file", path)
     return out
+
+
+def cir_search(corpus: Corpus, queries: list[Query], retriever: Any, *, reranker: Any = None, k: int = 10) -> Any:
+    """Index ``corpus``, retrieve the top ``max(k, reranker.k)`` per query, rerank if asked; a :class:`Run` of the
+    top ``k``."""
+    retriever.index(corpus)
+    depth = max(k, int(getattr(reranker, "k", 0) or 0))
+    run = retriever.retrieve(queries, k=depth)
+    if reranker is not None:
+        run = reranker.rerank(queries, run)
+    return run.top(k)
+
+
+def target_recall(run: Any, queries: list[Query], ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, Any]:
+    """Recall@K (percent) over the queries whose ``meta["targets"]`` is known: any target in the top K."""
+    judged = [q for q in queries if q.meta.get("targets") and q.id in run]
+    out: dict[str, Any] = {"n_queries": len(judged)}
+    for k in ks:
+        hit = sum(bool(set(map(str, q.meta["targets"])) & set(run[q.id].ids[:k])) for q in judged)
+        out[f"R@{k}"] = 100.0 * hit / len(judged) if judged else float("nan")
+    return out

@@ -27,7 +27,8 @@ PHOTOS = (
 )
 
 
-def _photo(name: str) -> np.ndarray:
+def photo(name: str) -> np.ndarray:
+    """One of the scikit-image colour photos as an RGB array (``"motorcycle"``: the left stereo view)."""
     from skimage import data
 
     if name == "motorcycle":
@@ -69,7 +70,7 @@ def synthetic_cir(
     names = list(edits or table)
     items, queries, qrels, lines = [], [], {}, []
     for p in photos:
-        img = Image.fromarray(_photo(p)).convert("RGB")
+        img = Image.fromarray(photo(p)).convert("RGB")
         img.thumbnail((size, size), Image.Resampling.BICUBIC)
         ref = img_dir / f"{p}.png"
         img.save(ref)
