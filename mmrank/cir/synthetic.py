@@ -55,7 +55,8 @@ def synthetic_cir(
     directory: str | Path, *, size: int = 128, photos: Sequence[str] = PHOTOS, edits: Sequence[str] | None = None
 ) -> tuple[Corpus, list[Query], Qrels]:
     """Write the images under ``directory/images`` (PNG, ``size`` px on the long side) and a ``queries.jsonl``
-    (the :func:`mmrank.cir.folder.load_cir_queries` format); return ``(gallery, queries, qrels)``.
+    (the :func:`mmrank.cir.folder.load_cir_queries` format, paths relative to ``images/``); return
+    ``(gallery, queries, qrels)``.
 
     Query ids are ``"<photo>-<edit>"``; the reference image is excluded from its own ranking (``meta["exclude"]``).
     """
@@ -85,6 +86,6 @@ def synthetic_cir(
             meta = {"reference_id": p, "exclude": [p], "targets": [tid]}
             queries.append(Query(qid, text=text, image=ref, meta=meta))
             qrels[qid] = {tid: 1}
-            lines.append({"id": qid, "reference": f"images/{p}.png", "text": text, "target": f"images/{tid}.png"})
+            lines.append({"id": qid, "reference": f"{p}.png", "text": text, "target": f"{tid}.png"})
     (root / "queries.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
     return Corpus(items, name="synthetic-cir"), queries, qrels
