@@ -170,4 +170,55 @@ MULTIMODAL_LLM_RERANKERS: list[Entry] = [
     ),
 ]
 
-ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS
+# --- composed image retrieval (issue 8) -------------------------------------------------------
+CIR: list[Entry] = [
+    Entry(
+        "retriever",
+        "cir-image",
+        "mmrank.cir.retrieve:image_only",
+        summary="composed query baseline: the reference image's CLIP embedding alone",
+    ),
+    Entry(
+        "retriever",
+        "cir-text",
+        "mmrank.cir.retrieve:text_only",
+        summary="composed query baseline: the modification text's CLIP embedding alone",
+    ),
+    Entry(
+        "retriever",
+        "cir-sum",
+        "mmrank.cir.retrieve:weighted_sum",
+        aliases=("image+text", "composed-sum", "weighted-sum"),
+        summary="normalize((1-alpha) E_img + alpha E_txt), alpha=0.65 (WeiMoCIR arXiv 2409.04918)",
+    ),
+    Entry(
+        "retriever",
+        "cir-caption",
+        "mmrank.cir.retrieve:caption_search",
+        aliases=("caption-search",),
+        summary="a VLM captions the target; CLIP text embedding of the caption searches",
+    ),
+    Entry(
+        "retriever",
+        "sqaf",
+        "mmrank.cir.retrieve:sqaf",
+        aliases=("square-sqaf",),
+        summary="SQUARE SQAF: composed query fused with a VLM target caption, beta=0.65 (arXiv 2509.26330)",
+    ),
+    Entry(
+        "reranker",
+        "ebr",
+        "mmrank.cir.ebr:EBRReranker",
+        aliases=("square-ebr", "grid-rerank"),
+        summary="SQUARE EBR: top-K in one marked grid, VLM ranks all in a single pass (arXiv 2509.26330)",
+    ),
+    Entry(
+        "reranker",
+        "cir-pointwise",
+        "mmrank.cir.pointwise:PointwiseVLMReranker",
+        aliases=("vlm-pointwise-cir",),
+        summary="per-candidate VLM yes/no judge for composed queries (one call per candidate)",
+    ),
+]
+
+ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS + CIR
