@@ -110,7 +110,7 @@ METHODS: list[Method] = [
     # (max_length=8192 everywhere so that all four share one loaded model; budgets cut for a 2-core CPU)
     Method(
         "rankgpt sliding window",
-        "listwise",
+        "rankgpt",
         {"model": LLM, "window": 10, "step": 5, "max_length": 8192},
         20,
         3,
@@ -129,7 +129,7 @@ METHODS: list[Method] = [
     ),
     Method(
         "rank-r1 setwise",
-        "setwise",
+        "rank-r1",
         {"model": LLM, "num_child": 9, "k": 3, "max_new_tokens": 64, "max_length": 8192},
         10,
         3,

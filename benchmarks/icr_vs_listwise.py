@@ -57,7 +57,7 @@ def main() -> None:
     lm = CausalLM(args.model, device="cpu", max_length=8192, batch_size=8)
     load_s = time.perf_counter() - t0
     methods = {
-        "rankgpt (window 20, step 10)": ListwiseReranker(llm=lm, window=20, step=10),
+        "rankgpt (window 20, step 10)": ListwiseReranker(lm=lm, window=20, step=10),
         "icr": ICRReranker(lm=lm),
     }
     secs: dict[str, list[float]] = {m: [] for m in methods}

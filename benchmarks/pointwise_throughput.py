@@ -89,7 +89,7 @@ def bench_cross_encoder(label: str, path: str, pairs: Pairs, args: argparse.Name
     from sentence_transformers import CrossEncoder
 
     mm = CrossEncoderReranker(path, device="cpu", batch_size=args.batch_size, max_length=512)
-    tok, model = mm.backend.tokenizer, mm.backend.model
+    tok, model = mm.lm.tokenizer, mm.lm.model
 
     def naive() -> np.ndarray:
         out = []

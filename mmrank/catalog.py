@@ -1,8 +1,24 @@
-"""Registry entries as data. Each area keeps its own block; targets are imported only on use."""
+"""Registry entries as data. Each area keeps its own block; targets are imported only on use.
+
+This module imports nothing from ``mmrank``: :mod:`mmrank.registry` reads it, never the other way round.
+"""
 
 from __future__ import annotations
 
-from mmrank.registry import Entry
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One registered method: ``kind`` and ``name`` (plus ``aliases``) -> ``target`` ``"package.module:attribute"``."""
+
+    kind: str
+    name: str
+    target: str  # "package.module:attribute"
+    extra: str | None = None  # pip extra providing its optional dependencies
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+
 
 # --- foundation: retrieval, encoders, indexes, the bi-encoder reranker ---------------------------
 FOUNDATION = [
@@ -125,9 +141,9 @@ TEXT_RERANKERS: list[Entry] = [
     # generative: listwise / setwise / groupwise (issue 4, generative half)
     Entry(
         "reranker",
-        "listwise",
+        "rankgpt",
         "mmrank.rerank.listwise:ListwiseReranker",
-        aliases=("rankgpt", "sliding-window"),
+        aliases=("listwise", "sliding-window"),
         summary="RankGPT sliding-window permutation generation (arXiv 2304.09542)",
     ),
     Entry(
@@ -138,9 +154,9 @@ TEXT_RERANKERS: list[Entry] = [
     ),
     Entry(
         "reranker",
-        "setwise",
+        "rank-r1",
         "mmrank.rerank.setwise:SetwiseReranker",
-        aliases=("rank-r1",),
+        aliases=("setwise",),
         summary="Rank-R1 setwise heapsort top-k (arXiv 2503.06034)",
     ),
     Entry(

@@ -65,4 +65,5 @@ class OptionError(MmrankError, TypeError):
 
 
 class ContextLengthError(MmrankError, ValueError):
-    """An input (prompt plus images, plus the generation budget) does not fit the model's ``max_length``."""
+    """An input (prompt plus images, plus the generation budget) does not fit the model's ``max_length``, even with
+    its documents cut to nothing (rerankers cut documents first and record it)."""

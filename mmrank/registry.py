@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import dataclass
 from typing import Any
 
+from mmrank import catalog
+from mmrank.catalog import Entry
 from mmrank.errors import MissingDependencyError, UnknownNameError
 
+__all__ = [
+    "KINDS",
+    "Entry",
+    "create",
+    "encoder",
+    "entry",
+    "names",
+    "register",
+    "reranker",
+    "resolve",
+    "retriever",
+    "vector_index",
+]
+
 KINDS = ("retriever", "encoder", "reranker", "index")
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    kind: str
-    name: str
-    target: str  # "package.module:attribute"
-    extra: str | None = None  # pip extra providing its optional dependencies
-    summary: str = ""
-    aliases: tuple[str, ...] = ()
-
 
 _ENTRIES: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
 _ALIASES: dict[str, dict[str, str]] = {k: {} for k in KINDS}
@@ -44,8 +48,6 @@ def register(entry: Entry) -> None:
 def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
-        from mmrank import catalog
-
         for e in catalog.ENTRIES:
             register(e)
         _loaded = True

@@ -44,11 +44,14 @@ def load_image(source: ImageSource, *, mode: str = "RGB") -> PILImage.Image:
     """Decode an image from a path, bytes or a PIL image, converted to ``mode``.
 
     Handles palette, alpha, CMYK and 16-bit images; raises :class:`ImageLoadError` on a zero-byte,
-    corrupt, truncated file or a decompression bomb.
+    corrupt, truncated file or a decompression bomb. Pillow's process-wide ``ImageFile.LOAD_TRUNCATED_IMAGES`` is
+    read, never written: truncated files are refused unless the application itself opted in by setting it to
+    ``True`` (Pillow has no per-image switch; writing the global would race with other threads and undo the
+    application's choice).
     """
     import warnings
 
-    from PIL import Image, ImageFile, ImageOps
+    from PIL import Image, ImageOps
 
     if isinstance(source, Image.Image):
         img = source
@@ -63,7 +66,6 @@ def load_image(source: ImageSource, *, mode: str = "RGB") -> PILImage.Image:
             if p.stat().st_size == 0:
                 raise ImageLoadError(f"{name}: zero-byte file")
         try:
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(data)

@@ -117,3 +117,29 @@ def test_text_fields_must_be_strings():
     with pytest.raises(DataFormatError, match="title must be a string"):
         Item("d", text="x", title=["a"])  # type: ignore[arg-type]
     assert Query("q", text="2019").text == "2019"
+
+
+def test_load_image_never_writes_pillows_global_truncation_flag(tmp_path):
+    import io
+
+    from PIL import Image, ImageFile
+
+    from mmrank.errors import ImageLoadError
+    from mmrank.types import load_image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, format="JPEG")
+    good, cut = tmp_path / "good.jpg", tmp_path / "cut.jpg"
+    good.write_bytes(buf.getvalue())
+    cut.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        ImageFile.LOAD_TRUNCATED_IMAGES = True  # an application's own choice
+        load_image(good)
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # left as the application set it
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        with pytest.raises(ImageLoadError, match="cannot decode"):  # the default refuses truncated files
+            load_image(cut)
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before

@@ -128,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     retriever = registry.retriever(args.method, encoder=clip, alpha=args.alpha, beta=args.beta, vlm=vlm)
     reranker = None
     if args.rerank == "ebr":
-        reranker = registry.reranker("ebr", vlm=vlm, k=args.rerank_k, save_grids=out / "grids")
+        reranker = registry.reranker("ebr", lm=vlm, k=args.rerank_k, save_grids=out / "grids")
     elif args.rerank == "cir-pointwise":
-        reranker = registry.reranker("cir-pointwise", vlm=vlm)
+        reranker = registry.reranker("cir-pointwise", lm=vlm)
     run = cir_search(corpus, queries, retriever, reranker=reranker, k=max(args.k, 10))
     with open(out / "results.jsonl", "w", encoding="utf-8") as f:
         for q in queries:

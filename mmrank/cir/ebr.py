@@ -42,7 +42,7 @@ class EBRReranker(Reranker):
 
     def __init__(
         self,
-        vlm: Any = None,
+        lm: Any = None,
         *,
         model: str | None = None,
         k: int | None = None,
@@ -56,20 +56,20 @@ class EBRReranker(Reranker):
         **vlm_kwargs: Any,
     ) -> None:
         super().__init__(seed=seed)
-        if vlm is None and model is None:
-            raise ValueError("EBR needs a VLM: pass vlm=VLM(...) or model='hub id or local path'")
-        if vlm is None or isinstance(vlm, str):
+        if lm is None and model is None:
+            raise ValueError("EBR needs a VLM: pass lm=VLM(...) or model='hub id or local path'")
+        if lm is None or isinstance(lm, str):
             from mmrank.llm.vlm import get_vlm
 
-            vlm = get_vlm(str(vlm or model), **vlm_kwargs)
+            lm = get_vlm(str(lm or model), **vlm_kwargs)
         if reference not in ("separate", "cell"):
             raise ValueError(f"reference must be 'separate' or 'cell', got {reference!r}")
-        self.vlm = vlm
+        self.lm = lm
         self.prompt = load_prompt(prompt, prompt_path)
         self.k = int(k or self.prompt.defaults.get("k", 9))
         if self.k < 2:
             raise ValueError(f"EBR needs k >= 2 candidates, got {self.k}")
-        budget = getattr(vlm, "max_pixels", None)
+        budget = getattr(lm, "max_pixels", None)
         self.grid = grid or (GridSpec(max_pixels=int(budget)) if budget else GridSpec())
         self.reference = reference
         self.max_new_tokens = max_new_tokens
@@ -147,7 +147,7 @@ class EBRReranker(Reranker):
             per = int(self.prompt.defaults.get("tokens_per_candidate", 4))
             longest = max(len(jobs[j][1]) for j in todo)
             max_new = self.max_new_tokens or per * longest + 16
-            answers = self.vlm.generate(convs, max_new_tokens=max_new, temperature=0.0, seed=self.seed)
+            answers = self.lm.generate(convs, max_new_tokens=max_new, temperature=0.0, seed=self.seed)
             self.calls += len(convs)
             self.answers = {jobs[j][0].id: ans for j, ans in zip(todo, answers, strict=True)}
             for j, ans in zip(todo, answers, strict=True):

@@ -29,7 +29,7 @@ class PointwiseVLMReranker(ScoringReranker):
 
     def __init__(
         self,
-        vlm: Any = None,
+        lm: Any = None,
         *,
         model: str | None = None,
         prompt: str = "cir_pointwise",
@@ -39,16 +39,16 @@ class PointwiseVLMReranker(ScoringReranker):
         **vlm_kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
-        if vlm is None and model is None:
-            raise ValueError("pointwise CIR reranking needs a VLM: pass vlm=VLM(...) or model=...")
-        if vlm is None or isinstance(vlm, str):
+        if lm is None and model is None:
+            raise ValueError("pointwise CIR reranking needs a VLM: pass lm=VLM(...) or model=...")
+        if lm is None or isinstance(lm, str):
             from mmrank.llm.vlm import get_vlm
 
-            vlm = get_vlm(str(vlm or model), **vlm_kwargs)
-        self.vlm = vlm
+            lm = get_vlm(str(lm or model), **vlm_kwargs)
+        self.lm = lm
         self.prompt = load_prompt(prompt, prompt_path)
-        self.yes = vlm.token_id(str(self.prompt.defaults.get("yes", "yes")))
-        self.no = vlm.token_id(str(self.prompt.defaults.get("no", "no")))
+        self.yes = lm.token_id(str(self.prompt.defaults.get("yes", "yes")))
+        self.no = lm.token_id(str(self.prompt.defaults.get("no", "no")))
         self.calls = 0
         self._notes: dict[int, str] = {}
 
@@ -78,7 +78,7 @@ class PointwiseVLMReranker(ScoringReranker):
             rows.append(i)
             convs.append(self.conversation(q, refs[q.id], cand))
         for s in range(0, len(convs), self.batch_size):
-            logits = self.vlm.next_token_logits(convs[s : s + self.batch_size])
+            logits = self.lm.next_token_logits(convs[s : s + self.batch_size])
             margin = (logits[:, self.yes] - logits[:, self.no]).float().numpy()
             scores[rows[s : s + self.batch_size]] = margin
         self.calls += len(convs)

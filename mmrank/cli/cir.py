@@ -62,7 +62,7 @@ def cmd_bench_cir(args: argparse.Namespace) -> int:
 
     reranker = None
     if args.rerank != "none":
-        kw: dict[str, Any] = {"vlm": vlm}
+        kw: dict[str, Any] = {"lm": vlm}
         if args.rerank == "ebr":
             kw.update(k=args.rerank_k, save_grids=args.save_grids)
         reranker = registry.reranker(args.rerank, **kw)

@@ -137,7 +137,7 @@ class HFTextEncoder(Encoder):
     def _encode(self, texts: list[str], batch_size: int | None) -> np.ndarray:
         import torch
 
-        from mmrank.rerank.base import length_sorted_batches
+        from mmrank.llm.batching import length_sorted_batches
 
         texts = cut_for_tokens(texts, self.max_length)  # never tokenise a huge text in full
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -1,4 +1,7 @@
-"""Padding helpers: length-sorted batches and left/right padded tensors from token id lists."""
+"""Batching helpers: length-sorted batches and left/right padded tensors from token id lists.
+
+This module sits below every model backend and encoder (it imports nothing from ``mmrank``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,15 @@ from collections.abc import Sequence
 
 import torch
 
-from mmrank.rerank.base import length_sorted_batches
-
 __all__ = ["length_sorted_batches", "pad_left", "pad_right"]
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first) to cut padding."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def pad_left(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -11,17 +11,21 @@ API (stable; other modules code against it)::
     lm.generate_detailed(...) -> list[Generation]   # same, plus generated token ids and their log-probabilities
     lm.next_token_logits(prompts, prefixes=None) -> Tensor (n, vocab)  # at the last position, float32, CPU
         # prefixes[i] (a string prompts[i] starts with): its KV cache is computed once per distinct prefix and reused
+    lm.next_token_logits_ids(seqs, prefix_lens=None) -> Tensor (n, vocab)  # the same from token ids
     lm.continuation_logprobs(prompts, continuations) -> list[np.ndarray]  # log p(token | everything before it)
     lm.last_hidden_states(prompts) -> Tensor (n, hidden)   # final-layer state at the last token (E2Rank pooling)
+    lm.span_attention(cache, n_ctx, span) -> Tensor (n_ctx + len(span),)  # attention a span pays, fp32 (ICR)
     lm.token_id(text) -> int        # id of a single-token string ("yes", " yes", "1"); LabelTokenError otherwise
-    lm.encode(text) -> list[int]; lm.truncate_text(text, max_tokens) -> str
+    lm.encode(text) -> list[int]; lm.truncate_text(text, max_tokens) -> str; lm.count(text) -> int
     lm.calls                        # batched model invocations so far (each forward or generate batch counts one)
 
 A model is a hub id, a local directory, or a GGUF file (``gguf_file=`` a file name inside ``model`` or a path;
 dequantised on load, so convert once with ``save_pretrained`` for speed). ``dtype="auto"`` is float32 on CPU and
-bfloat16 on CUDA. Prompts are tokenised without added special tokens (the chat template writes them). A prompt longer
-than ``max_length`` keeps its last ``max_length`` tokens and increments ``lm.truncated``; rerankers truncate documents
-before that happens.
+bfloat16 on CUDA. Prompts are tokenised without added special tokens (the chat template writes them).
+
+Lengths: the backend never cuts a prompt. A prompt longer than ``max_length`` (for generation: longer than
+``max_length - max_new_tokens``) raises :class:`~mmrank.errors.ContextLengthError`. Fitting is the rerankers' job:
+each one cuts its *documents* (never the instructions or the query) until the prompt fits, and records it.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 import numpy as np
 import torch
 
+from mmrank.errors import ContextLengthError
 from mmrank.llm.batching import length_sorted_batches, pad_left, pad_right
 from mmrank.llm.loading import InstanceCache, load_model, load_tokenizer, resolve_device, resolve_dtype
 from mmrank.llm.tokens import single_token_id, stop_token_ids
@@ -83,7 +89,6 @@ class CausalLM:
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.eos_ids = self._eos_ids()
         self.calls = 0
-        self.truncated = 0
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     # ------------------------------------------------------------------ text and tokens
@@ -107,26 +112,43 @@ class CausalLM:
         ids = self.encode(text)
         return text if len(ids) <= max_tokens else self.tokenizer.decode(ids[:max_tokens])
 
-    def _fit(self, ids: list[int], reserve: int = 0) -> list[int]:
-        limit = self.max_length - reserve
-        if len(ids) > limit:
-            self.truncated += 1
-            return ids[len(ids) - limit :]
+    def count(self, text: str) -> int:
+        """Number of tokens of ``text`` (no special tokens added)."""
+        return len(self.encode(text))
+
+    def _check(self, ids: list[int], reserve: int = 0) -> list[int]:
+        """``ids`` unchanged when ``len(ids) + reserve <= max_length``; :class:`ContextLengthError` otherwise."""
+        if len(ids) + reserve > self.max_length:
+            extra = f" + {reserve} reserved" if reserve else ""
+            raise ContextLengthError(
+                f"prompt of {len(ids)} tokens{extra} exceeds max_length {self.max_length} of {self.name}; "
+                "the reranker must cut its documents first (or raise max_length)"
+            )
         return ids
 
     def _eos_ids(self) -> list[int]:
         return stop_token_ids(self.tokenizer, self.model)
 
     # ------------------------------------------------------------------ forward helpers
-    def _forward_hidden(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any = None) -> Any:
-        kw: dict[str, Any] = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+    def _forward_hidden(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        pos: torch.Tensor,
+        cache: Any = None,
+        *,
+        count: bool = True,
+        **kw: Any,
+    ) -> Any:
+        kw |= {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
         kw["position_ids"] = pos.to(self.device)
         if cache is not None:
             kw[self._cache_arg] = cache
             kw["use_cache"] = True
         else:
             kw["use_cache"] = False
-        self.calls += 1
+        if count:
+            self.calls += 1
         return self.model.base_model(**kw)
 
     def _lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -166,29 +188,48 @@ class CausalLM:
         every distinct prefix is encoded once; its KV cache serves all prompts that share it. Without, the whole
         prompt is tokenised at once.
         """
-        if not prompts:
-            return torch.zeros((0, self.model.config.vocab_size))
         if prefixes is None:
-            seqs = [self._fit(self.encode(p)) for p in prompts]
-            return self._last_logits(seqs)
+            return self.next_token_logits_ids([self.encode(p) for p in prompts])
         if len(prefixes) != len(prompts):
             raise ValueError("one prefix per prompt is needed")
-        groups: dict[str, list[int]] = {}
+        seqs, lens = [], []
+        pre_ids: dict[str, list[int]] = {}
         for i, (p, pre) in enumerate(zip(prompts, prefixes, strict=True)):
             if not p.startswith(pre):
                 raise ValueError(f"prompt {i} does not start with its prefix")
-            groups.setdefault(pre, []).append(i)
+            if pre not in pre_ids:
+                pre_ids[pre] = self.encode(pre)
+            seqs.append(pre_ids[pre] + self.encode(p[len(pre) :]))
+            lens.append(len(pre_ids[pre]))
+        return self.next_token_logits_ids(seqs, lens)
+
+    @torch.inference_mode()
+    def next_token_logits_ids(
+        self, seqs: Sequence[Sequence[int]], prefix_lens: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """:meth:`next_token_logits` on token ids; ``seqs[i][:prefix_lens[i]]`` is a prefix whose KV cache is
+        computed once for all sequences that share it."""
+        if not seqs:
+            return torch.zeros((0, self.model.config.vocab_size))
+        lists = [self._check(list(s)) for s in seqs]
+        if any(len(s) == 0 for s in lists):
+            raise ValueError("empty prompt: nothing to score")
+        if prefix_lens is None:
+            return self._last_logits(lists)
+        if len(prefix_lens) != len(lists):
+            raise ValueError("one prefix length per sequence is needed")
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (sq, k) in enumerate(zip(lists, prefix_lens, strict=True)):
+            groups.setdefault(tuple(sq[: max(0, min(int(k), len(sq)))]), []).append(i)
         out: torch.Tensor | None = None
         for pre, idx in groups.items():
-            pre_ids = self.encode(pre)
-            rests = [self.encode(prompts[i][len(pre) :]) for i in idx]
-            if not pre_ids:
-                logits = self._last_logits([self._fit(r) for r in rests])
+            rests = [lists[i][len(pre) :] for i in idx]
+            if not pre:
+                logits = self._last_logits(rests)
             else:
-                rests = [self._fit(r, reserve=len(pre_ids)) if r else [] for r in rests]
-                logits = self._last_logits_cached(pre_ids, rests)
+                logits = self._last_logits_cached(list(pre), rests)
             if out is None:
-                out = torch.empty((len(prompts), logits.shape[1]))
+                out = torch.empty((len(lists), logits.shape[1]))
             out[idx] = logits
         assert out is not None
         return out
@@ -235,7 +276,7 @@ class CausalLM:
         conts = [self.encode(c) for c in continuations]
         if any(not c for c in conts):
             raise ValueError("empty continuation: nothing to score")
-        seqs = [self._fit(self.encode(p), reserve=len(c)) + c for p, c in zip(prompts, conts, strict=True)]
+        seqs = [self._check(self.encode(p), reserve=len(c)) + c for p, c in zip(prompts, conts, strict=True)]
         out: list[np.ndarray] = [np.zeros(0)] * len(seqs)
         for b in length_sorted_batches([len(s) for s in seqs], self.batch_size):
             ids, mask = pad_right([seqs[i] for i in b], self.pad_id)
@@ -252,7 +293,7 @@ class CausalLM:
     @torch.inference_mode()
     def last_hidden_states(self, prompts: Sequence[str]) -> torch.Tensor:
         """Final-layer hidden state at each prompt's last token, ``(n, hidden)`` float32 on CPU."""
-        seqs = [self._fit(self.encode(p)) for p in prompts]
+        seqs = [self._check(self.encode(p)) for p in prompts]
         rows: dict[int, torch.Tensor] = {}
         for b in length_sorted_batches([len(s) for s in seqs], self.batch_size):
             ids, mask = pad_right([seqs[i] for i in b], self.pad_id)
@@ -263,6 +304,66 @@ class CausalLM:
             for j, i in enumerate(b):
                 rows[i] = v[j]
         return torch.stack([rows[i] for i in range(len(seqs))])
+
+    # ------------------------------------------------------------------ attention of a span (ICR)
+    @torch.inference_mode()
+    def span_attention(self, cache: Any, n_ctx: int, span: Sequence[int], *, last_only: bool = False) -> torch.Tensor:
+        """Attention paid by a token span to every earlier token, from the KV cache of its context.
+
+        ``cache`` holds ``n_ctx`` context tokens (:meth:`prefix_cache`; it is not modified). The span is run once on
+        a copy of it; then, for every layer ``l`` and head ``h``, the attention probabilities of the span's queries are
+        recomputed explicitly from the cached keys and the span's own post-RoPE queries, in float32:
+        ``p = softmax(q k^T * scaling + causal mask)`` (the official ICR code does the same from cached query states).
+        Returns ``a(k) = sum_l sum_h mean_j p[l, h, j, k]`` over the span rows ``j`` (only the last row with
+        ``last_only``) for all ``n_ctx + len(span)`` keys, float64 on CPU.
+
+        Nothing about the model is switched (no eager-attention toggle): safe on a model shared between threads.
+        Supports decoder layers with ``self_attn.q_proj`` (+ optional ``q_norm``), one rotary embedding and no
+        sliding-window layers (Llama, Mistral, Qwen2, Qwen3 and kin); other architectures raise ``ValueError``.
+        """
+        base = self.model.base_model
+        layers = getattr(base, "layers", None)
+        kinds = set(getattr(self.model.config, "layer_types", None) or ["full_attention"])
+        if layers is None or kinds != {"full_attention"} or not hasattr(base, "rotary_emb"):
+            raise ValueError(f"span_attention does not support {type(self.model).__name__} (needs full attention)")
+        s = len(span)
+        if s == 0:
+            raise ValueError("empty span")
+        ids = torch.tensor([list(span)], dtype=torch.long)
+        mask = torch.ones((1, n_ctx + s), dtype=torch.long)
+        pos = torch.arange(n_ctx, n_ctx + s).unsqueeze(0)
+        work = self.expand_cache(cache, 1)
+        out = self._forward_hidden(ids, mask, pos, cache=work, output_hidden_states=True)
+        hidden = out.hidden_states  # hidden[l] is the input of layer l
+        cos, sin = base.rotary_emb(hidden[0], pos.to(self.device))
+        n_keys = n_ctx + s
+        rows = torch.arange(n_ctx, n_keys, device=self.device).unsqueeze(1)
+        keys = torch.arange(n_keys, device=self.device).unsqueeze(0)
+        future = keys > rows  # (s, n_keys) causal mask of the span rows
+        total = torch.zeros(n_keys, dtype=torch.float64, device=self.device)
+        for li, layer in enumerate(layers):
+            attn = layer.self_attn
+            rope = import_module(type(attn).__module__).apply_rotary_pos_emb
+            head_dim = int(
+                getattr(attn, "head_dim", self.model.config.hidden_size // self.model.config.num_attention_heads)
+            )
+            q = attn.q_proj(layer.input_layernorm(hidden[li])).view(1, s, -1, head_dim)
+            if getattr(attn, "q_norm", None) is not None:
+                q = attn.q_norm(q)
+            q = q.transpose(1, 2)
+            q, _ = rope(q, q, cos, sin)
+            k = work.layers[li].keys
+            if k.shape[-2] != n_keys:
+                raise ValueError(f"layer {li} caches {k.shape[-2]} keys, expected {n_keys}")
+            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+            logits = torch.matmul(q.float(), k.float().transpose(-1, -2)) * float(attn.scaling)
+            cap = getattr(self.model.config, "attn_logit_softcapping", None)
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            p = torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)[0]  # (heads, s, n_keys)
+            p = p[:, -1:, :] if last_only else p
+            total += p.mean(dim=1).sum(dim=0).double()
+        return total.cpu()
 
     # ------------------------------------------------------------------ generation
     def generate(
@@ -302,48 +403,79 @@ class CausalLM:
         *,
         with_logprobs: bool,
     ) -> list[Generation]:
-        seqs = [self._fit(self.encode(p), reserve=max_new_tokens) for p in prompts]
+        seqs = [self._check(self.encode(p), reserve=max_new_tokens) for p in prompts]
         out: list[Generation | None] = [None] * len(seqs)
-        torch.manual_seed(seed)
-        sample = temperature > 0
+        # a generator of our own, seeded per call: the global torch RNG is neither read nor reseeded
+        gen = torch.Generator(device=self.device).manual_seed(int(seed)) if temperature > 0 else None
         for b in length_sorted_batches([len(s) for s in seqs], self.batch_size):
-            ids, mask, _ = pad_left([seqs[i] for i in b], self.pad_id)
-            kw: dict[str, Any] = {"do_sample": sample, "max_new_tokens": max_new_tokens}
-            if sample:
-                kw |= {"temperature": temperature, "top_p": top_p, "top_k": None}
-            else:
-                kw |= {"temperature": None, "top_p": None, "top_k": None}
             self.calls += 1
-            res = self.model.generate(
-                input_ids=ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                pad_token_id=self.pad_id,
-                eos_token_id=self.eos_ids,
-                return_dict_in_generate=True,
-                output_logits=with_logprobs,
-                **kw,
-            )
-            new_dev = res.sequences[:, ids.shape[1] :]
-            new = new_dev.cpu()
-            lps = torch.zeros(new.shape, dtype=torch.float32)
-            if with_logprobs:  # gather each step's chosen token: never hold a (batch, steps, vocab) tensor
-                steps = [
-                    torch.log_softmax(x.float(), dim=-1).gather(1, new_dev[:, t : t + 1].to(x.device))
-                    for t, x in enumerate(res.logits)
-                ]
-                lps = torch.cat(steps, dim=1).cpu()
+            toks, lps = self._decode([seqs[i] for i in b], max_new_tokens, temperature, top_p, gen)
             for j, i in enumerate(b):
-                toks: list[int] = []
+                ids: list[int] = []
                 lp: list[float] = []
-                for t in range(new.shape[1]):
-                    tok = int(new[j, t])
+                for t in range(toks.shape[1]):
+                    tok = int(toks[j, t])
                     if tok in self.eos_ids:
                         break
-                    toks.append(tok)
+                    ids.append(tok)
                     lp.append(float(lps[j, t]))
-                text = self.tokenizer.decode(toks, skip_special_tokens=True)
-                out[i] = Generation(text, toks, lp)
+                out[i] = Generation(self.tokenizer.decode(ids, skip_special_tokens=True), ids, lp)
         return [g for g in out if g is not None]
+
+    def _decode(
+        self,
+        seqs: list[list[int]],
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        gen: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy (``temperature == 0``) or temperature / nucleus sampling with a KV cache, left-padded batch.
+
+        Returns ``(tokens, logprobs)``, each ``(batch, steps)`` on CPU; ``logprobs`` are those of the chosen tokens
+        under the raw (untempered) logits. Rows stop at an end-of-turn token (the rest is padding).
+        """
+        ids, mask, pos = pad_left(seqs, self.pad_id)
+        cache = self._new_cache()
+        h = self._forward_hidden(ids, mask, pos, cache=cache, count=False).last_hidden_state
+        logits = self._lm_head(h[:, -1])
+        mask = mask.to(self.device)
+        nxt_pos = (pos[:, -1] + 1).to(self.device)
+        eos = torch.tensor(self.eos_ids or [-1], device=self.device)
+        done = torch.zeros(len(seqs), dtype=torch.bool, device=self.device)
+        steps: list[torch.Tensor] = []
+        lps: list[torch.Tensor] = []
+        for t in range(max_new_tokens):
+            logp = torch.log_softmax(logits, dim=-1)
+            if temperature > 0:
+                probs = _nucleus(torch.softmax(logits / temperature, dim=-1), top_p)
+                tok = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+            else:
+                tok = logits.argmax(dim=-1)
+            tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
+            steps.append(tok)
+            lps.append(logp.gather(1, tok.unsqueeze(1)).squeeze(1))
+            done |= torch.isin(tok, eos)
+            if bool(done.all()) or t == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones((len(seqs), 1), dtype=mask.dtype, device=self.device)], dim=1)
+            h = self._forward_hidden(tok.unsqueeze(1), mask, nxt_pos.unsqueeze(1), cache=cache, count=False)
+            nxt_pos = nxt_pos + 1
+            logits = self._lm_head(h.last_hidden_state[:, -1])
+        if not steps:
+            return torch.zeros((len(seqs), 0), dtype=torch.long), torch.zeros((len(seqs), 0))
+        return torch.stack(steps, dim=1).cpu(), torch.stack(lps, dim=1).float().cpu()
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose mass reaches ``top_p`` (always at least one)."""
+    if top_p >= 1.0:
+        return probs
+    sorted_p, idx = torch.sort(probs, dim=-1, descending=True)
+    keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < top_p
+    keep[..., 0] = True
+    kept = torch.zeros_like(probs).scatter(-1, idx, sorted_p * keep)
+    return kept / kept.sum(dim=-1, keepdim=True)
 
 
 _SHARED: InstanceCache[CausalLM] = InstanceCache(CausalLM)

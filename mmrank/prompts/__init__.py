@@ -4,10 +4,11 @@ A file holds ``system``, ``user`` (templates with ``{field}`` placeholders), ``o
 kept beside the template it parses), ``defaults`` (field values and method settings) and ``source`` (the paper).
 Any other top-level key (e.g. a per-passage template) is kept in ``extra`` and rendered with :meth:`render_extra`.
 Only ``{identifier}`` placeholders are substituted, so literal JSON braces (``{"[1]": 5}``) need no escaping; a
-placeholder with no value raises :class:`DataFormatError`.
+placeholder with no value raises :class:`DataFormatError`. Names are file stems; ``-`` and ``_`` are interchangeable.
 
-    >>> p = load_prompt("yes-no")
-    >>> p.messages(query="q", document="d")   # chat messages for CausalLM.chat
+    >>> p = load_prompt("yes-no")  # mmrank/prompts/yes_no.yaml
+    >>> p.messages(query="q", document="d")[1]["content"].splitlines()[1:]
+    ['<Query>: q', '<Document>: d']
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def load_prompt(name: str, path: str | Path | None = None) -> PromptTemplate:
     """Load ``mmrank/prompts/{name}.yaml`` (or the YAML file at ``path``, for user-supplied prompts)."""
     if path is not None:
         return _parse(Path(path), name)
+    name = name.strip().replace("-", "_")
     p = PROMPT_DIR / f"{name}.yaml"
     if not p.is_file():
         raise UnknownNameError(f"no prompt named {name!r}; known: {', '.join(prompt_names())}")

@@ -33,7 +33,7 @@ class CrossEncoderReranker(ScoringReranker):
     ) -> None:
         super().__init__(batch_size=batch_size, fusion=fusion, fusion_weight=fusion_weight, seed=seed)
         self.model_id = model or "cross-encoder/ms-marco-MiniLM-L-6-v2"
-        self.backend = SeqClsModel(
+        self.lm = SeqClsModel(
             self.model_id,
             device=device,
             dtype=dtype,
@@ -43,6 +43,6 @@ class CrossEncoderReranker(ScoringReranker):
         )
 
     def score_pairs(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[np.ndarray, int]:
-        before = self.backend.calls
-        s = self.backend.score([q.text or "" for q, _ in pairs], [it.full_text for _, it in pairs])
-        return s, self.backend.calls - before
+        before = self.lm.calls
+        s = self.lm.score([q.text or "" for q, _ in pairs], [it.full_text for _, it in pairs])
+        return s, self.lm.calls - before

@@ -23,7 +23,8 @@ from typing import Any, Literal
 import numpy as np
 
 from mmrank.encoders.base import Encoder, l2_normalise
-from mmrank.fusion import Norm, interpolate
+from mmrank.errors import ContextLengthError
+from mmrank.fusion import Norm
 from mmrank.llm.causal import CausalLM, get_causal_lm
 from mmrank.prompts import load_prompt
 from mmrank.rerank.base import Outcome, Reranker
@@ -48,7 +49,7 @@ class E2RankReranker(Reranker):
         gguf_file: str | None = None,
         device: str | None = None,
         dtype: str = "auto",
-        max_length: int = 8192,
+        max_length: int = 32768,
         batch_size: int = 8,
         mode: Literal["listwise", "query"] = "listwise",
         num_input_docs: int = 20,
@@ -60,7 +61,7 @@ class E2RankReranker(Reranker):
         seed: int = 0,
         lm: CausalLM | None = None,
     ) -> None:
-        super().__init__(seed=seed)
+        super().__init__(seed=seed, fusion=fusion, fusion_weight=fusion_weight)
         if mode not in ("listwise", "query"):
             raise ValueError(f"mode must be 'listwise' or 'query', got {mode!r}")
         self.prompt = load_prompt("e2rank")
@@ -69,8 +70,6 @@ class E2RankReranker(Reranker):
         self.doc_words = doc_words
         self.prompt_doc_words = prompt_doc_words if prompt_doc_words is not None else doc_words
         self.task = task or self.prompt.defaults["task"]
-        self.fusion = fusion
-        self.fusion_weight = fusion_weight
         self.encoder: Encoder | None = None
         self.lm: CausalLM | None = None
         if isinstance(encoder, str):
@@ -100,10 +99,12 @@ class E2RankReranker(Reranker):
     def document_text(self, item: Item) -> str:
         return self.prompt.render_extra("document_text", text=cut_words(item.full_text, self.doc_words), eos=self.eos)
 
-    def pseudo_query_text(self, query: str, docs: Sequence[Item]) -> str:
-        """The listwise prompt over ``docs`` (chat-templated for a causal LM, plain for an encoder)."""
+    def pseudo_query_text(self, query: str, docs: Sequence[Item], doc_words: int | None = -1) -> str:
+        """The listwise prompt over ``docs`` (chat-templated for a causal LM, plain for an encoder), each document cut
+        to ``doc_words`` words (default ``prompt_doc_words``)."""
+        words = self.prompt_doc_words if doc_words == -1 else doc_words
         lines = [
-            self.prompt.render_extra("doc", index=i, text=cut_words(d.full_text, self.prompt_doc_words))
+            self.prompt.render_extra("doc", index=i, text=cut_words(d.full_text, words))
             for i, d in enumerate(docs, start=1)
         ]
         user = self.prompt.render(documents="\n".join(lines), query=query)
@@ -116,6 +117,27 @@ class E2RankReranker(Reranker):
         if self.lm is None:
             return query
         return self.prompt.render_extra("query_only", task=self.task, query=query, eos=self.eos)
+
+    def _fit_words(self, make: Any, longest: int, what: str) -> tuple[str, str | None]:
+        """``make(words)`` with the largest word cap whose token count fits the causal LM's ``max_length``."""
+        assert self.lm is not None
+        limit = self.lm.max_length
+        text = make(None)
+        if self.lm.count(text) <= limit:
+            return text, None
+        lo, hi = 0, longest
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.lm.count(make(mid)) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        text = make(lo)
+        if self.lm.count(text) > limit:
+            raise ContextLengthError(
+                f"{self.name}: the {what} does not fit max_length {limit} even with empty documents; raise max_length"
+            )
+        return text, f"{self.name}: {what} documents cut to {lo} words to fit max_length"
 
     # -- embeddings ----------------------------------------------------------------------------------------
     def _embed_docs(self, texts: list[str]) -> np.ndarray:
@@ -147,13 +169,43 @@ class E2RankReranker(Reranker):
     def _rerank_lists(self, jobs: Sequence[tuple[Query, list[Hit]]]) -> list[Outcome]:
         self._calls = 0
         # all documents of all queries in one batched pass (document embeddings are query-independent)
-        doc_texts = [self.document_text(h.item) for _q, hits in jobs for h in hits]  # type: ignore[arg-type]
+        doc_notes: list[str | None] = []
+        doc_texts: list[str] = []
+        for _q, hits in jobs:
+            for h in hits:
+                assert h.item is not None
+                if self.lm is None:
+                    doc_texts.append(self.document_text(h.item))
+                    doc_notes.append(None)
+                    continue
+                text = h.item.full_text
+                dw = self.doc_words
+
+                def make(w: int | None, text: str = text, dw: int | None = dw) -> str:
+                    cap = dw if w is None else (w if dw is None else min(w, dw))
+                    return self.prompt.render_extra("document_text", text=cut_words(text, cap), eos=self.eos)
+
+                t, note = self._fit_words(make, len(text.split()), "embedded")
+                doc_texts.append(t)
+                doc_notes.append(note)
         dvec = self._embed_docs(doc_texts) if doc_texts else np.zeros((0, 1), dtype=np.float32)
+        qnotes: list[str | None] = [None] * len(jobs)
         if self.mode == "listwise":
-            qtexts = [
-                self.pseudo_query_text(q.text or "", [h.item for h in hits[: self.num_input_docs]])  # type: ignore[misc]
-                for q, hits in jobs
-            ]
+            qtexts = []
+            for j, (q, hits) in enumerate(jobs):
+                top = [h.item for h in hits[: self.num_input_docs] if h.item is not None]
+                if self.lm is None:
+                    qtexts.append(self.pseudo_query_text(q.text or "", top))
+                    continue
+                pw = self.prompt_doc_words
+
+                def makeq(w: int | None, q: Query = q, top: list[Item] = top, pw: int | None = pw) -> str:
+                    cap = pw if w is None else (w if pw is None else min(w, pw))
+                    return self.pseudo_query_text(q.text or "", top, cap)
+
+                longest = max((len(d.full_text.split()) for d in top), default=0)
+                text, qnotes[j] = self._fit_words(makeq, longest, "pseudo-query prompt")
+                qtexts.append(text)
         else:
             qtexts = [self.query_only_text(q.text or "") for q, _hits in jobs]
         qvec = self._embed_queries(qtexts)
@@ -163,13 +215,12 @@ class E2RankReranker(Reranker):
             n = len(hits)
             s = dvec[at : at + n] @ qvec[j]
             at += n
-            fb = []
-            if self._too_long(qtexts[j]):
+            fb: list[str] = [n_ for n_ in (qnotes[j],) if n_]
+            cut_docs = sum(1 for x in doc_notes[at - n : at] if x)
+            if cut_docs:
+                fb.append(f"{self.name}: {cut_docs} document(s) cut to fit max_length")
+            if self.lm is None and self._too_long(qtexts[j]):
                 fb.append(f"{self.name}: {self.mode} query text longer than the embedding window, truncated")
-            s = np.asarray(s, dtype=np.float64)
-            if self.fusion is not None and n:
-                s = interpolate(s, [h.score for h in hits], self.fusion_weight, self.fusion)
-            order = sorted(range(n), key=lambda i: -s[i])
             calls = round(self._calls * (n + 1) / (total_docs + len(jobs)))
-            out.append(Outcome(order, s.tolist(), calls, fb))
+            out.append(Outcome(None, np.asarray(s, dtype=np.float64).tolist(), calls, fb))
         return out

@@ -5,6 +5,11 @@ score is ``s x Pr(s)``, the integer times the probability with which it was gene
 *not* the expectation over 0..10). When ``s`` spans several tokens (``"10"`` is two digit tokens for Qwen),
 ``Pr(s)`` is the product of their probabilities [gap: the paper does not say; documented choice].
 
+Lengths: queries and documents are cut to 2,048 tokens each (paper) and up to 1,024 new tokens are generated, so the
+default ``max_length`` is 8192 (2048 + 2048 + template + 1024 fits; the models' own context is 32K) [gap: the official
+inference code is not public; this is the smallest power of two that fits the paper's budget]. A longer prompt has its
+document cut further, recorded as a fallback.
+
 ``think=False`` (a budget mode for small models / CPUs, not the paper's setting) pre-fills the assistant turn with
 ``"<think> </think><answer>"`` so the model writes the integer at once. A missing or out-of-range answer scores 0
 and is recorded as a fallback.
@@ -15,15 +20,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from mmrank.llm.causal import Generation
+from mmrank.prompts import load_prompt
+from mmrank.rerank.parsing import bounded_int
 from mmrank.rerank.pointwise import LLMPointwiseReranker, doc_text
 from mmrank.types import Item, Query
-
-_ANSWER = re.compile(r"<answer>\s*(\d+)\s*(?:<|$)", re.DOTALL)
 
 
 @dataclass(slots=True)
@@ -33,17 +39,24 @@ class ParsedScore:
     note: str | None = None
 
 
-def parse_answer(text: str, lo: int = 0, hi: int = 10, pattern: re.Pattern[str] = _ANSWER) -> ParsedScore:
-    """The last ``<answer> int </answer>`` in ``text``; an answer cut off after the integer (``<answer> 7`` or
-    ``<answer>7</ans``) also counts, ``<answer>1 0</answer>`` or ``<answer>seven`` do not."""
-    matches = list(pattern.finditer(text))
-    if not matches:
+def parse_answer(text: str | None, lo: int = 0, hi: int = 10, pattern: re.Pattern[str] | None = None) -> ParsedScore:
+    """The last ``<answer> int </answer>`` in ``text`` (``pattern``: the prompt's ``output_regex``, linear-time).
+
+    An answer cut off after the integer (``<answer> 7`` or ``<answer>7</ans``) also counts; ``<answer>1 0</answer>``
+    or ``<answer>seven`` do not. The integer is written in decimal digits (``str.isdecimal``: ``"07"`` is 7, ``"３"``
+    is 3; ``"²"`` is not a digit); any number of digits is read without conversion limits (``"0" * 5000 + "7"`` is 7,
+    a 5,000-digit number is out of range). Never raises.
+    """
+    pat = pattern if pattern is not None else load_prompt("erank").regex()
+    last = None
+    for m in pat.finditer(text or ""):
+        last = m
+    if last is None:
         return ParsedScore(None, None, "no integer <answer>, scored 0")
-    m = matches[-1]
-    v = int(m.group(1))
-    if not lo <= v <= hi:
+    v = bounded_int(last.group(1), hi)
+    if v is None or v < lo:
         return ParsedScore(None, None, f"answer outside {lo}-{hi}, scored 0")
-    return ParsedScore(v, m.span(1))
+    return ParsedScore(v, last.span(1))
 
 
 def token_char_ends(tokenizer: Any, token_ids: Sequence[int]) -> list[int]:
@@ -80,9 +93,11 @@ class ERankReranker(LLMPointwiseReranker):
         max_new_tokens: int | None = None,
         temperature: float = 0.0,
         max_doc_tokens: int | None = 2048,
+        max_length: int = 8192,
         **kw: Any,
     ) -> None:
         kw.setdefault("reuse_prefix", False)
+        kw["max_length"] = max_length
         super().__init__(model, max_doc_tokens=max_doc_tokens, **kw)
         self.instruction = instruction or self.prompt.defaults["instruction"]
         self.think = think
@@ -97,9 +112,14 @@ class ERankReranker(LLMPointwiseReranker):
         return self.lm.chat(msgs) + self.prefill
 
     def score_pairs(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[np.ndarray, int]:
-        prompts = [
-            self.render(q.text or "", self.lm.truncate_text(doc_text(it), self.max_doc_tokens)) for q, it in pairs
-        ]
+        self._begin(len(pairs))
+        prompts = []
+        for i, (q, it) in enumerate(pairs):
+            d = self.lm.truncate_text(doc_text(it), self.max_doc_tokens)
+            qt = q.text or ""
+            d, note = self.fit_document(partial(self.render, qt), d, reserve=self.max_new_tokens)
+            self._note(i, note)
+            prompts.append(self.render(qt, d))
         before = self.lm.calls
         gens = self.lm.generate_detailed(
             prompts, max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed
@@ -109,9 +129,8 @@ class ERankReranker(LLMPointwiseReranker):
             text = self.prefill + g.text
             parsed = parse_answer(text, pattern=self.pattern)
             if parsed.value is None or parsed.span is None:
-                self._notes.append(parsed.note)
+                self._note(i, parsed.note)
                 continue
             p = answer_probability(g, self.lm.tokenizer, parsed.span, offset=len(self.prefill))
             scores[i] = parsed.value * p
-            self._notes.append(None)
         return scores, self.lm.calls - before

@@ -1,7 +1,7 @@
 """Shared plumbing of the generative text rerankers (listwise, setwise, groupwise).
 
 The LLM is injected: pass ``model=`` (hub id or local path, loaded once through
-:func:`mmrank.llm.causal.get_causal_lm`) or ``llm=`` any object with ``chat(messages) -> str`` and
+:func:`mmrank.llm.causal.get_causal_lm`) or ``lm=`` any object with ``chat(messages) -> str`` and
 ``generate(prompts, max_new_tokens=, temperature=, top_p=, seed=) -> list[str]`` (and, optionally, a
 ``tokenizer`` for token-based truncation). ``model_calls`` in the results count generations: one per
 prompt sent for that query.
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from mmrank.errors import DataFormatError
+from mmrank.errors import ContextLengthError, DataFormatError
+from mmrank.fusion import Norm
 from mmrank.rerank.base import Reranker
 from mmrank.types import Hit, Item, Query
 
@@ -87,39 +88,41 @@ class GenerativeReranker(Reranker):
         self,
         model: str | None = None,
         *,
-        llm: ChatLLM | None = None,
+        lm: ChatLLM | None = None,
         device: str | None = None,
         dtype: str = "auto",
         max_length: int = 4096,
         batch_size: int = 8,
         gguf_file: str | None = None,
         seed: int = 0,
+        fusion: Norm | None = None,
+        fusion_weight: float = 0.8,
     ) -> None:
-        super().__init__(seed=seed)
-        if (model is None) == (llm is None):
-            raise ValueError("give exactly one of model= (hub id or path) or llm= (a loaded backend)")
-        self._llm = llm
+        super().__init__(seed=seed, fusion=fusion, fusion_weight=fusion_weight)
+        if (model is None) == (lm is None):
+            raise ValueError("give exactly one of model= (hub id or path) or lm= (a loaded backend)")
+        self._lm = lm
         self._model = model
-        self._llm_kw: dict[str, Any] = {
+        self._lm_kw: dict[str, Any] = {
             "device": device,
             "dtype": dtype,
             "max_length": max_length,
             "batch_size": batch_size,
         }
         if gguf_file is not None:
-            self._llm_kw["gguf_file"] = gguf_file
+            self._lm_kw["gguf_file"] = gguf_file
 
     @property
-    def llm(self) -> ChatLLM:
-        if self._llm is None:
+    def lm(self) -> ChatLLM:
+        if self._lm is None:
             from mmrank.llm.causal import get_causal_lm
 
-            self._llm = get_causal_lm(str(self._model), **self._llm_kw)
-        return self._llm
+            self._lm = get_causal_lm(str(self._model), **self._lm_kw)
+        return self._lm
 
     @property
     def tokenizer(self) -> Any | None:
-        return getattr(self.llm, "tokenizer", None)
+        return getattr(self.lm, "tokenizer", None)
 
     def _complete(
         self,
@@ -132,14 +135,56 @@ class GenerativeReranker(Reranker):
         """Apply the chat template to every conversation and generate all of them in one batched call."""
         if not conversations:
             return []
-        prompts = [self.llm.chat(c) for c in conversations]
-        outs = self.llm.generate(
+        prompts = [self.lm.chat(c) for c in conversations]
+        outs = self.lm.generate(
             prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=self.seed
         )
         outs = list(outs)
         if len(outs) != len(prompts):
             raise RuntimeError(f"{self.name}: backend returned {len(outs)} outputs for {len(prompts)} prompts")
         return outs
+
+    def fit_documents(
+        self,
+        build: Callable[[list[str]], list[dict[str, Any]]],
+        docs: list[str],
+        *,
+        reserve: int,
+        cut: Callable[[str, int], str],
+        size: Callable[[str], int],
+        unit: str,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The conversation ``build(docs)``, with every document cut to one common length (the largest that fits,
+        found by bisection) when the templated prompt plus ``reserve`` new tokens exceeds the backend's
+        ``max_length``; and the note to record. Instructions and query are never cut: when even empty documents do
+        not fit, :class:`ContextLengthError` is raised. Backends without ``max_length`` / tokenizer are not checked.
+        """
+        msgs = build(docs)
+        limit = getattr(self.lm, "max_length", None)
+        tok = self.tokenizer
+        if limit is None or tok is None:
+            return msgs, None
+        limit -= reserve
+
+        def count(m: list[dict[str, Any]]) -> int:
+            return len(tok.encode(self.lm.chat(m), add_special_tokens=False))
+
+        if count(msgs) <= limit:
+            return msgs, None
+        lo, hi = 0, max((size(d) for d in docs), default=0)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if count(build([cut(d, mid) for d in docs])) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        msgs = build([cut(d, lo) for d in docs])
+        if count(msgs) > limit:
+            raise ContextLengthError(
+                f"{self.name}: a prompt of {len(docs)} empty documents needs {count(msgs)} tokens > max_length "
+                f"{limit + reserve} - {reserve} new tokens; raise max_length"
+            )
+        return msgs, f"documents cut to {lo} {unit} to fit max_length"
 
     @staticmethod
     def _texts(hits: Sequence[Hit], style: str = "title-content") -> list[str]:

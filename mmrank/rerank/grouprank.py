@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from mmrank.fusion import Norm, interpolate
+from mmrank.fusion import Norm
 from mmrank.prompts import load_prompt
 from mmrank.rerank.base import Outcome
 from mmrank.rerank.generative import ChatLLM, GenerativeReranker, query_rng, query_text
 from mmrank.rerank.parsing import parse_group_scores
 from mmrank.types import Hit, Query
-
-TIE_EPS = 1e-9  # added per rank position below the top, so equal scores stay in the decided order
 
 
 def plan_groups(order: Sequence[int], group_size: int, stride: int) -> list[list[int]]:
@@ -52,7 +51,7 @@ class GroupRankReranker(GenerativeReranker):
     """GroupRank groupwise reranker (arXiv 2511.11653).
 
     Args:
-        model: hub id or path of the LLM (or ``llm=``).
+        model: hub id or path of the LLM (or ``lm=``).
         group_size: documents per prompt (paper: 20). ``stride`` (default ``group_size``: disjoint groups) is the
             step between group starts, as ``interval`` in the official code.
         repeats: independent shuffles averaged per document (official code default 2; README TTS setting 6).
@@ -64,8 +63,8 @@ class GroupRankReranker(GenerativeReranker):
 
     Fallbacks recorded: groups whose output could not be parsed (all their documents score 0 for that repeat,
     as in the official code), per-entry repairs, and documents that never received a score (0.0).
-    Ties are broken by first-stage order; the returned scores carry a ``1e-9``-per-rank tie-break
-    (``TIE_EPS``) so that score-sorting evaluators keep that order.
+    Ties (common: integer 0-10 scores) are broken by first-stage rank, once, in :class:`~mmrank.rerank.base.Reranker`,
+    whose written scores keep that order under any score-sorting evaluator.
     """
 
     name = "grouprank"
@@ -74,7 +73,7 @@ class GroupRankReranker(GenerativeReranker):
         self,
         model: str | None = None,
         *,
-        llm: ChatLLM | None = None,
+        lm: ChatLLM | None = None,
         group_size: int = 20,
         stride: int | None = None,
         repeats: int = 2,
@@ -86,23 +85,19 @@ class GroupRankReranker(GenerativeReranker):
         fusion_weight: float = 0.6,
         device: str | None = None,
         seed: int = 0,
-        **llm_kw: Any,
+        **lm_kw: Any,
     ) -> None:
-        llm_kw.setdefault("max_length", 32000)  # the official vLLM max_model_len
-        super().__init__(model, llm=llm, device=device, seed=seed, **llm_kw)
+        lm_kw.setdefault("max_length", 32000)  # the official vLLM max_model_len
+        super().__init__(model, lm=lm, device=device, seed=seed, fusion=fusion, fusion_weight=fusion_weight, **lm_kw)
         self.group_size = group_size
         self.stride = stride if stride is not None else group_size
         plan_groups([], self.group_size, self.stride)  # validates
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
-        if not 0.0 <= fusion_weight <= 1.0:
-            raise ValueError(f"fusion_weight must be in [0, 1], got {fusion_weight}")
         self.repeats = repeats
         self.temperature = temperature
         self.top_p = top_p
         self.max_new_tokens = max_new_tokens
-        self.fusion = fusion
-        self.fusion_weight = fusion_weight
         self.prompt = load_prompt("grouprank")
         self.max_chars = int(max_chars if max_chars is not None else self.prompt.defaults.get("max_chars", 3000))
 
@@ -124,7 +119,19 @@ class GroupRankReranker(GenerativeReranker):
                 order = list(range(len(hits)))
                 rng.shuffle(order)
                 groups += [(qi, rep, g) for g in plan_groups(order, self.group_size, self.stride)]
-        convs = [self.build_messages(queries[qi], [texts[qi][d] for d in g]) for qi, _rep, g in groups]
+        convs = []
+        cut_groups = [0] * len(jobs)
+        for qi, _rep, g in groups:
+            msgs, cut = self.fit_documents(
+                partial(self.build_messages, queries[qi]),
+                [texts[qi][d] for d in g],
+                reserve=self.max_new_tokens,
+                cut=lambda d, n: d[:n],
+                size=len,
+                unit="characters",
+            )
+            cut_groups[qi] += bool(cut)
+            convs.append(msgs)
         outs = self._complete(convs, max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
         obs: list[list[tuple[int, float]]] = [[] for _ in jobs]
         notes: list[list[str]] = [[] for _ in jobs]
@@ -142,16 +149,10 @@ class GroupRankReranker(GenerativeReranker):
                 notes[qi].append(f"{where}: {'; '.join(parsed.notes)}")
         result = []
         for qi, (_q, hits) in enumerate(jobs):
+            if cut_groups[qi]:
+                notes[qi].append(f"grouprank: documents cut to fit max_length in {cut_groups[qi]} group(s)")
             scores, unscored = average_scores(len(hits), obs[qi])
             if unscored:
                 notes[qi].append(f"grouprank: {len(unscored)} document(s) never scored, given 0")
-            s = np.asarray(scores)
-            if self.fusion is not None and len(hits) > 0:
-                s = interpolate(s.tolist(), [h.score for h in hits], self.fusion_weight, self.fusion)
-            order = sorted(range(len(hits)), key=lambda i: (-s[i], i))
-            # ties (common: integer 0-10 scores) keep first-stage order under any evaluator that sorts by score
-            rank = np.empty(len(hits))
-            rank[order] = np.arange(len(hits))
-            s = s + TIE_EPS * (len(hits) - 1 - rank)
-            result.append(Outcome(order, s.tolist(), model_calls=calls[qi], fallbacks=notes[qi]))
+            result.append(Outcome(None, scores, model_calls=calls[qi], fallbacks=notes[qi]))
         return result

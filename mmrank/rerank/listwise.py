@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mmrank.errors import ContextLengthError
 from mmrank.prompts import load_prompt
 from mmrank.rerank.base import Outcome
 from mmrank.rerank.generative import (
@@ -58,25 +59,28 @@ class ListwiseReranker(GenerativeReranker):
     """RankGPT sliding-window listwise reranker (arXiv 2304.09542).
 
     Args:
-        model: hub id or local path of a chat LLM (or pass ``llm=``).
+        model: hub id or local path of a chat LLM (or pass ``lm=``).
         window, step: sliding window size and stride (paper: 20 and 10), moved from the bottom up.
         max_new_tokens: generation budget per window; ``None`` = the token length of a full answer
             ``"[1] > [2] > ... > [w]"`` (as rank_llm does).
         max_words: passages are cut to their first ``max_words`` words (official code: 300).
         temperature: 0 = greedy (paper setting).
 
-    Fallbacks recorded per window: ids repaired (duplicates / out of range dropped, missing appended in the
-    window's input order) and "no valid id in output, kept input order".
+    Output reading (:func:`~mmrank.rerank.parsing.parse_permutation`, rank_llm's rules): only the text after the last
+    ``</think>`` when a reasoning model writes one; every run of digits is an id. Fallbacks recorded per window: ids
+    repaired (duplicates / out of range dropped, missing appended in the window's input order) and
+    "no valid id in output, kept input order".
     """
 
     name = "rankgpt"
+    supports_fusion = False
     prompt_name = "rankgpt"
 
     def __init__(
         self,
         model: str | None = None,
         *,
-        llm: ChatLLM | None = None,
+        lm: ChatLLM | None = None,
         window: int = 20,
         step: int = 10,
         max_new_tokens: int | None = None,
@@ -84,9 +88,9 @@ class ListwiseReranker(GenerativeReranker):
         temperature: float = 0.0,
         device: str | None = None,
         seed: int = 0,
-        **llm_kw: Any,
+        **lm_kw: Any,
     ) -> None:
-        super().__init__(model, llm=llm, device=device, seed=seed, **llm_kw)
+        super().__init__(model, lm=lm, device=device, seed=seed, **lm_kw)
         sliding_windows(window, window, step)  # validates window and step
         self.window = window
         self.step = step
@@ -131,23 +135,28 @@ class ListwiseReranker(GenerativeReranker):
         """Messages for one window; passages are cut further (in words) when the prompt plus ``budget`` new
         tokens would exceed the backend's ``max_length`` (RankGPT shrinks passages the same way)."""
         msgs = self.build_messages(query, passages)
-        limit = getattr(self.llm, "max_length", None)
+        limit = getattr(self.lm, "max_length", None)
         tok = self.tokenizer
         if limit is None or tok is None:
             return msgs, None
         limit -= budget
 
         def count(m: list[dict[str, str]]) -> int:
-            return len(tok.encode(self.llm.chat(m), add_special_tokens=False))
+            return len(tok.encode(self.lm.chat(m), add_special_tokens=False))
 
         n_tok = count(msgs)
         if n_tok <= limit:
             return msgs, None
         words = max((len(p.split()) for p in passages), default=1)
-        while n_tok > limit and words > 1:
-            words = max(1, min(words - 1, int(words * limit / n_tok)))
+        while n_tok > limit and words > 0:
+            words = max(0, min(words - 1, int(words * limit / n_tok)))
             msgs = self.build_messages(query, [truncate_words(p, words) for p in passages])
             n_tok = count(msgs)
+        if n_tok > limit:
+            raise ContextLengthError(
+                f"{self.name}: a window of {len(passages)} empty passages needs {n_tok} tokens > max_length "
+                f"{limit + budget} - {budget} new tokens; raise max_length or lower window"
+            )
         return msgs, f"passages cut to {words} words to fit max_length"
 
     # ------------------------------------------------------------------ the window engine
@@ -182,9 +191,10 @@ class ReasonRankReranker(ListwiseReranker):
 
     Defaults follow the paper for TREC/BEIR: window 20, step 10, greedy, ``max_new_tokens=3072+100``,
     passages cut to ``max_tokens=100`` tokenizer tokens (512 for BRIGHT), ``[n]`` -> ``(n)`` in query and passages.
-    Parsing: the ``<think>..</think> <answer>..</answer>`` body (lower-cased); else the text after ``<answer>``;
-    else, as the official code does, ids are read from the whole output -- unless ``answer_required=True``,
-    which keeps the window order instead. Every such case is recorded as a fallback.
+    Parsing: the ``<think>..</think> <answer>..</answer>`` body (lower-cased); else the text after the last
+    ``<answer>`` (official); else ids are read from the text after the last ``</think>`` (rank_llm), or the whole
+    output when there is none (official) -- unless ``answer_required=True``, which keeps the window order instead.
+    Every such case is recorded as a fallback. Ids are read by :func:`~mmrank.rerank.parsing.parse_permutation`.
     Checkpoints: ``liuwenhan/reasonrank-7B`` / ``-32B`` (Qwen2.5-Instruct).
     """
 
@@ -195,7 +205,7 @@ class ReasonRankReranker(ListwiseReranker):
         self,
         model: str | None = None,
         *,
-        llm: ChatLLM | None = None,
+        lm: ChatLLM | None = None,
         window: int = 20,
         step: int = 10,
         max_new_tokens: int | None = 3072 + 100,
@@ -204,19 +214,19 @@ class ReasonRankReranker(ListwiseReranker):
         temperature: float = 0.0,
         device: str | None = None,
         seed: int = 0,
-        **llm_kw: Any,
+        **lm_kw: Any,
     ) -> None:
-        llm_kw.setdefault("max_length", 8192)  # room for 20 x 100-token passages plus 3172 new tokens
+        lm_kw.setdefault("max_length", 8192)  # room for 20 x 100-token passages plus 3172 new tokens
         super().__init__(
             model,
-            llm=llm,
+            lm=lm,
             window=window,
             step=step,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             device=device,
             seed=seed,
-            **llm_kw,
+            **lm_kw,
         )
         self.max_tokens = int(max_tokens if max_tokens is not None else self.prompt.defaults.get("max_tokens", 100))
         self.answer_required = answer_required
@@ -237,14 +247,14 @@ class ReasonRankReranker(ListwiseReranker):
         return self.prompt.messages(num=len(passages), query=q, passages=block)
 
     def parse(self, output: str, n: int) -> tuple[list[int], list[str]]:
-        body, how = extract_answer(output, self.prompt.output_regex or "")
+        body, how = extract_answer(output, self.prompt.output_regex)
         notes = []
         if how == "after-answer":
             notes.append("think/answer pattern not matched, read the text after <answer>")
         elif how == "none":
             if self.answer_required:
                 return list(range(n)), ["no <answer> in output, kept input order"]
-            notes.append("no <answer> in output, ids read from the whole output")
+            notes.append("no <answer> in output, ids read from the text after </think> (or the whole output)")
             body = output
         p = parse_permutation(body or "", n)
         return p.order, notes + p.notes()

@@ -185,12 +185,12 @@ def parse_mm_r5(text: str | None, n: int) -> MMR5Answer:
     return res
 
 
-def _length(enc: Encoded | str, llm: VLM | CausalLM) -> int:
+def _length(enc: Encoded | str, lm: VLM | CausalLM) -> int:
     """Tokens of an encoded VLM conversation or of a text LLM's templated prompt."""
     if isinstance(enc, Encoded):
         return enc.length
-    assert isinstance(llm, CausalLM)
-    return len(llm.encode(enc))
+    assert isinstance(lm, CausalLM)
+    return len(lm.encode(enc))
 
 
 @dataclass
@@ -214,7 +214,7 @@ class MMR5Reranker(Reranker):
 
     Args:
         model: hub id or local folder (default ``i2vec/MM-R5``): a VLM or a text chat LLM (``backbone="auto"``
-            reads the config), or a LoRA adapter folder; or pass ``llm=`` a loaded ``VLM`` / ``CausalLM``.
+            reads the config), or a LoRA adapter folder; or pass ``lm=`` a loaded ``VLM`` / ``CausalLM``.
         candidate: ``"auto"`` (image when the item has one, else text), ``"image"`` or ``"text"``.
         temperature, top_p, top_k, max_new_tokens: sampling (official: 0.3, 1.0, none, 8192).
         window, step: at most ``window`` candidates per prompt (default: all that fit); window step.
@@ -232,7 +232,7 @@ class MMR5Reranker(Reranker):
         self,
         model: str | None = None,
         *,
-        llm: VLM | CausalLM | None = None,
+        lm: VLM | CausalLM | None = None,
         backbone: Literal["auto", "vlm", "text"] = "auto",
         candidate: Literal["auto", "image", "text"] = "auto",
         temperature: float | None = None,
@@ -272,11 +272,11 @@ class MMR5Reranker(Reranker):
         self.max_total_pixels = max_total_pixels
         self.max_text_tokens = max_text_tokens
         self.batch_size = batch_size
-        if llm is None:
+        if lm is None:
             name = model or self.default_model
             use_vlm = backbone == "vlm" or (backbone == "auto" and is_vlm(name))
             if use_vlm:
-                llm = get_vlm(
+                lm = get_vlm(
                     name,
                     device=device,
                     dtype=dtype,
@@ -290,9 +290,9 @@ class MMR5Reranker(Reranker):
             else:
                 if adapter is not None:
                     raise ValueError("adapter= is supported with a VLM backbone only; merge it into the text model")
-                llm = get_causal_lm(name, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size)
-        self.llm = llm
-        self.vision = isinstance(llm, VLM)
+                lm = get_causal_lm(name, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size)
+        self.lm = lm
+        self.vision = isinstance(lm, VLM)
 
     # ------------------------------------------------------------------ prompt
     def build_messages(self, query: str, candidates: Sequence[Any]) -> list[dict[str, Any]]:
@@ -317,15 +317,15 @@ class MMR5Reranker(Reranker):
     # ------------------------------------------------------------------ measuring
     def _encode(self, conv: list[dict[str, Any]]) -> Encoded | str:
         """A VLM's :class:`Encoded` conversation, or a text LLM's templated prompt."""
-        if isinstance(self.llm, VLM):
-            return self.llm.encode(conv)
-        return self.llm.chat(conv)
+        if isinstance(self.lm, VLM):
+            return self.lm.encode(conv)
+        return self.lm.chat(conv)
 
     def _pixels(self, c: Any) -> int:
         return 0 if isinstance(c, str) else int(c.width * c.height)
 
     def _fits(self, tokens: int, pixels: int) -> bool:
-        if tokens + self.max_new_tokens > self.llm.max_length:
+        if tokens + self.max_new_tokens > self.lm.max_length:
             return False
         return self.max_total_pixels is None or pixels <= self.max_total_pixels
 
@@ -338,15 +338,15 @@ class MMR5Reranker(Reranker):
         cands = [st.payload[i] for i in st.order]
         if limit == m:
             full = self._encode(self.build_messages(query, cands))
-            if self._fits(_length(full, self.llm), sum(self._pixels(c) for c in cands)):
+            if self._fits(_length(full, self.lm), sum(self._pixels(c) for c in cands)):
                 st.windows = [(0, m)]
                 st.ready[(0, m)] = full  # reused by the first round: images are processed once
                 return
         # token cost of each candidate alone (label and image); digits widened to m's, so the sums are upper bounds
         wide = len(str(m)) - 1
-        base = _length(self._encode(self.build_messages(query, [])), self.llm) + 2 * wide
-        empty = _length(self._encode(self.build_messages("", [])), self.llm)
-        costs = [_length(self._encode(self.build_messages("", [c])), self.llm) - empty + wide for c in cands]
+        base = _length(self._encode(self.build_messages(query, [])), self.lm) + 2 * wide
+        empty = _length(self._encode(self.build_messages("", [])), self.lm)
+        costs = [_length(self._encode(self.build_messages("", [c])), self.lm) - empty + wide for c in cands]
         order = sorted(range(m), key=lambda j: (-costs[j], -self._pixels(cands[j])))
         pix = sorted((self._pixels(c) for c in cands), reverse=True)
         w, tok, px = 0, base, 0
@@ -363,7 +363,7 @@ class MMR5Reranker(Reranker):
         st.windows = sliding_windows(m, w, min(step, w))
         if w < limit:
             st.notes.append(
-                f"{self.name}: {m} candidates over the budget (max_length {self.llm.max_length}"
+                f"{self.name}: {m} candidates over the budget (max_length {self.lm.max_length}"
                 + (f", max_total_pixels {self.max_total_pixels}" if self.max_total_pixels else "")
                 + f"): {len(st.windows)} windows of {w}, step {min(step, w)}, bottom-up"
             )
@@ -375,9 +375,9 @@ class MMR5Reranker(Reranker):
         if self.candidate == "image" and not use_image:
             raise MmrankError("no image" if self.vision else "a text backbone cannot show images")
         if use_image:
-            assert isinstance(self.llm, VLM)
-            return self.llm.prepare_image(item)
-        text = self.llm.truncate_text(" ".join(item.full_text.split()), self.max_text_tokens)
+            assert isinstance(self.lm, VLM)
+            return self.lm.prepare_image(item)
+        text = self.lm.truncate_text(" ".join(item.full_text.split()), self.max_text_tokens)
         if not text:
             raise MmrankError("no text")
         return text
@@ -415,12 +415,12 @@ class MMR5Reranker(Reranker):
         if not prompts:
             return []
         n, t, p = self.max_new_tokens, self.temperature, self.top_p
-        if isinstance(self.llm, VLM):
-            return self.llm.generate(prompts, max_new_tokens=n, temperature=t, top_p=p, top_k=self.top_k, seed=seeds)
+        if isinstance(self.lm, VLM):
+            return self.lm.generate(prompts, max_new_tokens=n, temperature=t, top_p=p, top_k=self.top_k, seed=seeds)
         # CausalLM.generate seeds torch's global generator: keep the caller's random state intact
-        devices = [self.llm.device] if self.llm.device.type == "cuda" else []
+        devices = [self.lm.device] if self.lm.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            return self.llm.generate(prompts, max_new_tokens=n, temperature=t, top_p=p, seed=seeds[0])
+            return self.lm.generate(prompts, max_new_tokens=n, temperature=t, top_p=p, seed=seeds[0])
 
     def _round(self, active: list[tuple[_Query, tuple[int, int]]]) -> None:
         ready: list[tuple[_Query, tuple[int, int], list[int]]] = []
@@ -430,7 +430,7 @@ class MMR5Reranker(Reranker):
             enc = st.ready.pop((a, b), None)
             if enc is None:
                 enc = self._encode(self.build_messages(st.query.text or "", [st.payload[i] for i in ids]))
-            if _length(enc, self.llm) + self.max_new_tokens > self.llm.max_length:
+            if _length(enc, self.lm) + self.max_new_tokens > self.lm.max_length:
                 st.notes.append(f"{self.name} window {a}-{b}: prompt over max_length, kept window order")
                 continue
             ready.append((st, (a, b), ids))

@@ -35,20 +35,18 @@ class MonoT5Reranker(ScoringReranker):
     ) -> None:
         super().__init__(batch_size=batch_size, fusion=fusion, fusion_weight=fusion_weight, seed=seed)
         self.model_id = model or "castorini/monot5-base-msmarco-10k"
-        self.backend = Seq2SeqLM(
-            self.model_id, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size
-        )
+        self.lm = Seq2SeqLM(self.model_id, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size)
         self.prompt = load_prompt("monot5")
-        self.true_id = self.backend.token_id(self.prompt.defaults["positive"])
-        self.false_id = self.backend.token_id(self.prompt.defaults["negative"])
+        self.true_id = self.lm.token_id(self.prompt.defaults["positive"])
+        self.false_id = self.lm.token_id(self.prompt.defaults["negative"])
 
     def render(self, query: str, document: str) -> str:
         return self.prompt.render(query=query, document=document)
 
     def score_pairs(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[np.ndarray, int]:
-        before = self.backend.calls
-        z = self.backend.first_step_logits([self.render(q.text or "", it.full_text) for q, it in pairs])
+        before = self.lm.calls
+        z = self.lm.first_step_logits([self.render(q.text or "", it.full_text) for q, it in pairs])
         if len(pairs) == 0:
             return np.zeros(0), 0
         two = torch.stack([z[:, self.false_id], z[:, self.true_id]], dim=1).double()
-        return torch.log_softmax(two, dim=1)[:, 1].numpy(), self.backend.calls - before
+        return torch.log_softmax(two, dim=1)[:, 1].numpy(), self.lm.calls - before

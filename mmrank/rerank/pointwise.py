@@ -10,17 +10,22 @@
 All share :class:`LLMPointwiseReranker`: prompts from ``mmrank/prompts/*.yaml``, documents truncated to
 ``max_doc_tokens``, pairs scored in length-sorted batches across all queries, and (``reuse_prefix=True``) the KV
 cache of the part of the prompt before the document computed once per query and reused for all its documents.
+
+Fitting the context: a prompt longer than ``max_length`` has its *document* cut further (never the instruction or
+the query), recorded per query as ``"<name>: document truncated to N tokens to fit max_length (k/n docs)"``; when
+even an empty document does not fit, :class:`~mmrank.errors.ContextLengthError` names the query.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from mmrank.errors import ContextLengthError
 from mmrank.fusion import Norm
 from mmrank.llm.causal import CausalLM, get_causal_lm
 from mmrank.prompts import PromptTemplate, load_prompt
@@ -80,7 +85,7 @@ class LLMPointwiseReranker(ScoringReranker):
         self.prompt = prompt if isinstance(prompt, PromptTemplate) else load_prompt(prompt or self.prompt_name)
         self.max_doc_tokens = max_doc_tokens
         self.reuse_prefix = reuse_prefix
-        self._notes: list[str | None] = []
+        self._notes: list[list[str]] = []  # per pair of the current score_pairs call
 
     # -- prompt construction ---------------------------------------------------------------------------
     def render(self, query: str, document: str) -> str:
@@ -91,33 +96,82 @@ class LLMPointwiseReranker(ScoringReranker):
         """``(prefix, template_of_rest)``: everything before the document, and the rest with a \\x01 slot."""
         return split_at_document(lambda document: self.render(query, document))
 
-    def build(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[list[str], list[str]]:
-        prompts, prefixes = [], []
-        parts: dict[str, tuple[str, str]] = {}
-        for q, it in pairs:
+    def fit_document(self, render: Callable[[str], str], doc: str, *, reserve: int = 0) -> tuple[str, str | None]:
+        """``doc`` cut (in tokens) until ``render(doc)`` plus ``reserve`` tokens fits ``max_length``, and the note.
+
+        Raises :class:`ContextLengthError` when the prompt does not fit even with an empty document.
+        """
+        lm = self.lm
+        limit = lm.max_length - reserve
+        n = lm.count(render(doc))
+        if n <= limit:
+            return doc, None
+        empty = lm.count(render(""))
+        if empty > limit:
+            raise ContextLengthError(
+                f"{self.name}: the prompt has {empty} tokens without any document (+{reserve} reserved) "
+                f"> max_length {lm.max_length}; shorten the query or instruction, or raise max_length"
+            )
+        ids = lm.encode(doc)
+        budget = len(ids) - (n - limit)
+        while budget > 0:
+            cut = lm.tokenizer.decode(ids[:budget])
+            n = lm.count(render(cut))
+            if n <= limit:
+                return cut, f"document truncated to {budget} tokens to fit max_length"
+            budget -= max(1, n - limit)
+        return "", "document truncated to 0 tokens to fit max_length"
+
+    def _begin(self, n: int) -> None:
+        self._notes = [[] for _ in range(n)]
+
+    def _note(self, i: int, note: str | None) -> None:
+        if note:
+            if len(self._notes) <= i:
+                self._notes += [[] for _ in range(i + 1 - len(self._notes))]
+            self._notes[i].append(note)
+
+    def build(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[list[list[int]], list[int]]:
+        """Token ids of every pair's prompt and the length of its query part (the cacheable prefix)."""
+        self._begin(len(pairs))
+        seqs, plens = [], []
+        parts: dict[str, tuple[str, str, list[int]]] = {}
+        for i, (q, it) in enumerate(pairs):
             qt = q.text or ""
             if qt not in parts:
-                parts[qt] = self.prompt_parts(qt)
-            pre, rest = parts[qt]
+                pre, rest = self.prompt_parts(qt)
+                parts[qt] = (pre, rest, self.lm.encode(pre))
+            pre, rest, pre_ids = parts[qt]
             d = self.lm.truncate_text(doc_text(it), self.max_doc_tokens)
-            prompts.append(pre + rest.replace("\x01", d, 1))
-            prefixes.append(pre)
-        return prompts, prefixes
+
+            def make(x: str, pre: str = pre, rest: str = rest) -> str:
+                return pre + rest.replace("\x01", x, 1)
+
+            ids = pre_ids + self.lm.encode(make(d)[len(pre) :]) if self.reuse_prefix else self.lm.encode(make(d))
+            reserve, note = 0, None
+            while len(ids) > self.lm.max_length:  # the split tokenisation may differ from the whole by a token
+                d, note = self.fit_document(make, d, reserve=reserve)
+                ids = pre_ids + self.lm.encode(make(d)[len(pre) :]) if self.reuse_prefix else self.lm.encode(make(d))
+                reserve += max(1, len(ids) - self.lm.max_length)
+            self._note(i, note)
+            seqs.append(ids)
+            plens.append(len(pre_ids) if self.reuse_prefix else 0)
+        return seqs, plens
 
     def logits(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[torch.Tensor, int]:
-        prompts, prefixes = self.build(pairs)
+        seqs, plens = self.build(pairs)
         before = self.lm.calls
-        out = self.lm.next_token_logits(prompts, prefixes if self.reuse_prefix else None)
+        out = self.lm.next_token_logits_ids(seqs, plens if self.reuse_prefix else None)
         return out, self.lm.calls - before
 
     # -- fallbacks --------------------------------------------------------------------------------------
     def _rerank_lists(self, jobs: Sequence[tuple[Query, list[Hit]]]) -> list[Outcome]:
         self._notes = []
         outcomes = super()._rerank_lists(jobs)
-        if self._notes:
+        if any(self._notes):
             at = 0
             for oc, (_q, hits) in zip(outcomes, jobs, strict=True):
-                counts = Counter(n for n in self._notes[at : at + len(hits)] if n)
+                counts = Counter(n for ns in self._notes[at : at + len(hits)] for n in ns)
                 at += len(hits)
                 oc.fallbacks += [f"{self.name}: {n} ({c}/{len(hits)} docs)" for n, c in sorted(counts.items())]
         return outcomes
@@ -157,7 +211,14 @@ class YesNoReranker(LLMPointwiseReranker):
 
 class ProRankReranker(LLMPointwiseReranker):
     """ProRank (arXiv 2506.03487): ``logit("1") - logit("0")``; ``normalize=True`` maps it through
-    ``sigmoid(score - est_max / 2)`` (est_max 9 for the 0.5B base model, 12 for large)."""
+    ``sigmoid(score - est_max / 2)`` (est_max 9 for the 0.5B base model, 12 for large).
+
+    The input is built from token ids exactly as ``MxbaiRerankV2.prepare_inputs`` does (mixedbread-ai/mxbai-rerank):
+    chat prefix + ``[instruction: ...\n]query: q`` (cut to ``3/4 * max_length`` tokens) + ``\n`` +
+    ``document: d`` (cut so that query and document together take at most ``max_length`` tokens, and the whole
+    input at most the model's ``max_position_embeddings``) + ``\n`` + task + chat suffix. ``max_length`` is the
+    official 8192 for the query-document part; the template adds about 80 tokens on top. Cuts are recorded.
+    """
 
     name = "prorank"
     prompt_name = "prorank"
@@ -170,23 +231,72 @@ class ProRankReranker(LLMPointwiseReranker):
         instruction: str | None = None,
         normalize: bool = False,
         est_max: float | None = None,
+        max_length: int = 8192,
         max_query_fraction: float = 0.75,
         **kw: Any,
     ) -> None:
-        super().__init__(model, **kw)
+        kw.setdefault("max_doc_tokens", None)  # official: only the max_length budget limits the document
+        super().__init__(model, max_length=max_length + 512, **kw)
         self.instruction = instruction
         self.normalize = normalize
         self.est_max = float(est_max if est_max is not None else self.prompt.defaults["est_max"])
-        self.max_query_tokens = int(max_query_fraction * self.lm.max_length)
+        self.pair_max_length = max_length
+        self.max_query_fraction = max_query_fraction
         self.pos_id = self.lm.token_id(self.prompt.defaults["positive"])
         self.neg_id = self.lm.token_id(self.prompt.defaults["negative"])
+        p = self.prompt
+        marker = "\x00USER\x00"
+        prefix, suffix = p.render_extra("layout", system=p.render_system(), user=marker).split(marker)
+        enc = self.lm.encode
+        self._prefix, self._suffix = enc(prefix), enc(suffix)
+        self._sep, self._task = enc(p.render_extra("sep")), enc(p.defaults["task"])
+        predefined = len(self._prefix) + len(self._task) + len(self._suffix) + len(self._sep)
+        self._model_max = int(getattr(self.lm.model.config, "max_position_embeddings", max_length + predefined))
+        self._max = min(max_length, self._model_max - predefined)
+        self._predefined = predefined
 
     def render(self, query: str, document: str) -> str:
+        """The input as text (for reading; scoring uses :meth:`input_ids`, which tokenises it piecewise)."""
         p = self.prompt
         line = p.render_extra("instruction_line", instruction=self.instruction) if self.instruction else ""
-        q = self.lm.truncate_text(query, self.max_query_tokens)
-        user = p.render(instruction_line=line, query=q, document=document)
+        user = p.render(instruction_line=line, query=query, document=document)
         return p.render_extra("layout", system=p.render_system(), user=user)
+
+    def query_ids(self, query: str) -> tuple[list[int], str | None]:
+        p = self.prompt
+        line = p.render_extra("instruction_line", instruction=self.instruction) if self.instruction else ""
+        ids = self.lm.encode(p.render_extra("query_part", instruction_line=line, query=query))
+        cap = int(self._max * self.max_query_fraction)
+        if len(ids) > cap:
+            return ids[:cap], f"query truncated to {cap} tokens (3/4 of max_length {self._max})"
+        return ids, None
+
+    def input_ids(self, q_ids: list[int], document: str) -> tuple[list[int], str | None]:
+        """The official token layout for one pair, and a note when the document was cut."""
+        d_full = self.lm.encode(self.prompt.render_extra("document_part", document=document))
+        doc_max = min(self._model_max - len(q_ids) - self._predefined, self._max)
+        d_ids = d_full[: max(doc_max, 0)]
+        second = (self._sep + d_ids)[: max(self._max - len(q_ids), 0)]  # prepare_for_model(only_second)
+        kept = max(len(second) - len(self._sep), 0)
+        note = f"document truncated to {kept} tokens to fit max_length {self._max}" if kept < len(d_full) else None
+        return self._prefix + q_ids + second + self._sep + self._task + self._suffix, note
+
+    def build(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[list[list[int]], list[int]]:
+        self._begin(len(pairs))
+        seqs, plens = [], []
+        qcache: dict[str, tuple[list[int], str | None]] = {}
+        for i, (q, it) in enumerate(pairs):
+            qt = q.text or ""
+            if qt not in qcache:
+                qcache[qt] = self.query_ids(qt)
+            q_ids, qnote = qcache[qt]
+            d = self.lm.truncate_text(it.full_text, self.max_doc_tokens)  # as given, like the official code
+            ids, note = self.input_ids(q_ids, d)
+            self._note(i, qnote)
+            self._note(i, note)
+            seqs.append(ids)
+            plens.append(len(self._prefix) + len(q_ids))
+        return seqs, plens
 
     def score_pairs(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[np.ndarray, int]:
         z, calls = self.logits(pairs)
@@ -216,7 +326,13 @@ class QueryLikelihoodReranker(LLMPointwiseReranker):
         return self.lm.chat(self.prompt.messages(document=document))
 
     def score_pairs(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[np.ndarray, int]:
-        prompts = [self.render("", self.lm.truncate_text(doc_text(it), self.max_doc_tokens)) for _q, it in pairs]
+        self._begin(len(pairs))
+        prompts = []
+        for i, (q, it) in enumerate(pairs):
+            d = self.lm.truncate_text(doc_text(it), self.max_doc_tokens)
+            d, note = self.fit_document(lambda x: self.render("", x), d, reserve=self.lm.count(q.text or ""))
+            self._note(i, note)
+            prompts.append(self.render("", d))
         before = self.lm.calls
         lps = self.lm.continuation_logprobs(prompts, [q.text or "" for q, _it in pairs])
         red = np.mean if self.reduce == "mean" else np.sum

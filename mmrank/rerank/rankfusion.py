@@ -46,12 +46,13 @@ class RankFusionReranker(Reranker):
         self.name = "fusion(" + "+".join(m.name for m in self.members) + ")"
 
     def _rerank_lists(self, jobs: Sequence[tuple[Query, list[Hit]]]) -> list[Outcome]:
-        per_member = [m._rerank_lists(jobs) for m in self.members]
+        per_member = [m.decide(jobs) for m in self.members]
         out = []
         for j, (q, hits) in enumerate(jobs):
             rankings, calls, fbs = [], 0, []
             for m, outcomes in zip(self.members, per_member, strict=True):
                 oc = outcomes[j]
+                assert oc.order is not None
                 n = len(oc.order)
                 scores = oc.scores if oc.scores is not None else [float(n - r) for r in range(n)]
                 ranked = [
@@ -67,6 +68,6 @@ class RankFusionReranker(Reranker):
                 else weighted(rankings, self.weights or [1.0 / len(rankings)] * len(rankings), how=self.how)
             )
             by_pos = {int(h.id): h.score for h in fused}
-            order = [int(h.id) for h in fused]
-            out.append(Outcome(order, [by_pos[i] for i in range(len(hits))], calls, fbs))
+            # fused scores only: the base class orders them and breaks ties by first-stage rank
+            out.append(Outcome(None, [by_pos[i] for i in range(len(hits))], calls, fbs))
         return out

@@ -14,6 +14,7 @@ comparison of every query goes into one batched generation per step.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from functools import partial
 from typing import Any
 
 from mmrank.prompts import load_prompt
@@ -69,24 +70,27 @@ class SetwiseReranker(GenerativeReranker):
 
     Args:
         model: hub id or path of the LLM (Rank-R1 checkpoints are LoRA adapters ``ielabgroup/Rank-R1-{3,7,14}B-v0.1``
-            on Qwen2.5-Instruct: merge them first, or pass ``llm=``).
+            on Qwen2.5-Instruct: merge them first, or pass ``lm=``).
         num_child: children per heap node; a prompt holds up to ``num_child + 1`` documents (paper: 19).
         k: how many top documents heapsort extracts (paper: 10).
         shuffle: show the documents of each comparison in a random order (official code), seeded per query.
         max_new_tokens: generation budget per comparison (paper: 2048).
         max_doc_tokens, max_query_tokens: truncation in tokenizer tokens (TREC: 512 / 32).
+        max_length: the context (default 32768, the official code's vLLM default for Qwen2.5); a comparison that
+            does not fit with ``max_new_tokens`` has its documents cut to a common token length (recorded).
 
     A comparison whose answer is not exactly ``[j]`` inside the think/answer tags keeps the node (no swap),
     as the official code does; the count of such comparisons is recorded as a fallback.
     """
 
     name = "rank-r1"
+    supports_fusion = False
 
     def __init__(
         self,
         model: str | None = None,
         *,
-        llm: ChatLLM | None = None,
+        lm: ChatLLM | None = None,
         num_child: int = 19,
         k: int = 10,
         shuffle: bool = True,
@@ -96,9 +100,10 @@ class SetwiseReranker(GenerativeReranker):
         temperature: float = 0.0,
         device: str | None = None,
         seed: int = 0,
-        **llm_kw: Any,
+        **lm_kw: Any,
     ) -> None:
-        super().__init__(model, llm=llm, device=device, seed=seed, **llm_kw)
+        lm_kw.setdefault("max_length", 32768)  # official: vLLM's default, the model's context (Qwen2.5: 32K)
+        super().__init__(model, lm=lm, device=device, seed=seed, **lm_kw)
         if num_child < 1 or k < 1:
             raise ValueError("num_child and k must be >= 1")
         self.num_child = num_child
@@ -124,6 +129,7 @@ class SetwiseReranker(GenerativeReranker):
         sorts = [heapsort_topk(len(h), self.num_child, self.k) for _q, h in jobs]
         calls = [0] * len(jobs)
         bad = [0] * len(jobs)
+        cuts = [0] * len(jobs)
         orders: list[list[int] | None] = [None] * len(jobs)
         pending: dict[int, list[int]] = {}
 
@@ -144,17 +150,31 @@ class SetwiseReranker(GenerativeReranker):
                 cand = pending[qi]
                 perm = rngs[qi].sample(range(len(cand)), len(cand)) if self.shuffle else list(range(len(cand)))
                 shown.append(perm)
-                convs.append(self.build_messages(queries[qi], [texts[qi][cand[p]] for p in perm]))
+                msgs, cut = self.fit_documents(
+                    partial(self.build_messages, queries[qi]),
+                    [texts[qi][cand[p]] for p in perm],
+                    reserve=self.max_new_tokens,
+                    cut=lambda d, n: truncate_tokens(d, n, tok),
+                    size=lambda d: len(tok.tokenize(d)) if tok is not None else len(d.split()),
+                    unit="tokens",
+                )
+                if cut:
+                    cuts[qi] += 1
+                convs.append(msgs)
             outs = self._complete(convs, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
             for qi, perm, out in zip(batch, shown, outs, strict=True):
                 calls[qi] += 1
-                j = parse_choice(out, len(perm), self.prompt.output_regex or "")
+                j = parse_choice(out, len(perm), self.prompt.output_regex)
                 if j is None:
                     bad[qi] += 1
                 advance(qi, None if j is None else perm[j])
         result = []
         for qi, order in enumerate(orders):
             assert order is not None
-            notes = [f"rank-r1: {bad[qi]} of {calls[qi]} comparisons unparseable, kept the parent (no swap)"]
-            result.append(Outcome(order, None, model_calls=calls[qi], fallbacks=notes if bad[qi] else []))
+            notes = []
+            if bad[qi]:
+                notes.append(f"rank-r1: {bad[qi]} of {calls[qi]} comparisons unparseable, kept the parent (no swap)")
+            if cuts[qi]:
+                notes.append(f"rank-r1: documents cut to fit max_length in {cuts[qi]} of {calls[qi]} comparisons")
+            result.append(Outcome(order, None, model_calls=calls[qi], fallbacks=notes))
         return result

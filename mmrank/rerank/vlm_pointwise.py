@@ -36,12 +36,12 @@ from mmrank.types import Hit, Item, Query
 _SPAN = 16  # pairs per span = batch_size * _SPAN
 
 
-def _image_of(obj: Any, vlm: VLM) -> tuple[Any, str | None]:
+def _image_of(obj: Any, lm: VLM) -> tuple[Any, str | None]:
     """``(prepared image or None, note)`` of an item / query; a failure becomes a note, never an exception."""
     if getattr(obj, "image", None) is None:
         return None, None
     try:
-        return vlm.prepare_image(obj), None
+        return lm.prepare_image(obj), None
     except Exception as e:  # decoding or a lazy page render: any failure is recorded, never raised
         kind = "query" if isinstance(obj, Query) else "candidate"
         return None, f"{kind} image failed to load ({type(e).__name__})"
@@ -52,7 +52,7 @@ class VLMYesNoReranker(ScoringReranker):
 
     Args:
         model: hub id or local folder of a chat VLM (default ``vec-ai/lychee-rerank-mm``), or a LoRA adapter folder;
-            or pass ``vlm=`` a loaded :class:`~mmrank.llm.vlm.VLM`.
+            or pass ``lm=`` a loaded :class:`~mmrank.llm.vlm.VLM`.
         head: ``"sft"`` (softmax over [z_no, z_yes] -> p(yes)) or ``"cl"`` (z_yes).
         instruction: the ``<Instruct>`` text (default: the web-search instruction of the paper's prompt).
         document: which parts of a candidate go into the prompt: ``"both"`` (its image and its text, when present),
@@ -87,7 +87,7 @@ class VLMYesNoReranker(ScoringReranker):
         fusion: Norm | None = None,
         fusion_weight: float = 0.8,
         seed: int = 0,
-        vlm: VLM | None = None,
+        lm: VLM | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, fusion=fusion, fusion_weight=fusion_weight, seed=seed)
         self.head = check_head(head)
@@ -96,7 +96,7 @@ class VLMYesNoReranker(ScoringReranker):
         self.document = document
         self.prompt = prompt if isinstance(prompt, PromptTemplate) else load_prompt(prompt or self.prompt_name)
         d = self.prompt.defaults
-        self.vlm = vlm or get_vlm(
+        self.lm = lm or get_vlm(
             model or self.default_model,
             device=device,
             dtype=dtype,
@@ -109,8 +109,8 @@ class VLMYesNoReranker(ScoringReranker):
         )
         self.instruction = instruction or d["instruction"]
         self.max_doc_tokens = max_doc_tokens
-        self.yes_id = self.vlm.token_id(d["positive"])
-        self.no_id = self.vlm.token_id(d["negative"])
+        self.yes_id = self.lm.token_id(d["positive"])
+        self.no_id = self.lm.token_id(d["negative"])
         self._notes: list[str | None] = []
 
     # -- prompt --------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class VLMYesNoReranker(ScoringReranker):
         """The candidate text put in the prompt (``None`` with ``document="image"`` or no text)."""
         if self.document == "image":
             return None
-        return self.vlm.truncate_text(" ".join(item.full_text.split()), self.max_doc_tokens) or None
+        return self.lm.truncate_text(" ".join(item.full_text.split()), self.max_doc_tokens) or None
 
     def conversation(self, query: Query, item: Item, *, query_image: Any = None, doc_image: Any = None) -> list:
         """The judge conversation of one pair (images as given: pass prepared PIL images, or ``None``)."""
@@ -135,15 +135,15 @@ class VLMYesNoReranker(ScoringReranker):
     def score_pairs(self, pairs: Sequence[tuple[Query, Item]]) -> tuple[np.ndarray, int]:
         scores = np.full(len(pairs), np.nan)
         self._notes = [None] * len(pairs)
-        before = self.vlm.calls
+        before = self.lm.calls
         span = max(1, self.batch_size * _SPAN)
         for start in range(0, len(pairs), span):
             idx, encs = self._encode_span(pairs, range(start, min(start + span, len(pairs))))
             if encs:
-                z = self.vlm.next_token_logits(encs)
+                z = self.lm.next_token_logits(encs)
                 s = head_scores(z.double(), self.head, yes_id=self.yes_id, no_id=self.no_id)
                 scores[idx] = s.numpy()
-        return self._floor_failures(pairs, scores), self.vlm.calls - before
+        return self._floor_failures(pairs, scores), self.lm.calls - before
 
     def _encode_span(self, pairs: Sequence[tuple[Query, Item]], span: range) -> tuple[list[int], list[Encoded]]:
         qimg: dict[str, tuple[Any, str | None]] = {}
@@ -153,9 +153,9 @@ class VLMYesNoReranker(ScoringReranker):
         for i in span:
             q, it = pairs[i]
             if q.id not in qimg:
-                qimg[q.id] = _image_of(q, self.vlm)
+                qimg[q.id] = _image_of(q, self.lm)
             if it.id not in dimg:
-                dimg[it.id] = _image_of(it, self.vlm) if self.document != "text" else (None, None)
+                dimg[it.id] = _image_of(it, self.lm) if self.document != "text" else (None, None)
             (qi, qnote), (di, dnote) = qimg[q.id], dimg[it.id]
             note = qnote or dnote
             if qi is None and not q.text:
@@ -166,8 +166,8 @@ class VLMYesNoReranker(ScoringReranker):
                 continue
             conv = self.conversation(q, it, query_image=qi, doc_image=di)
             try:
-                enc = self.vlm.encode(conv)
-                if enc.length > self.vlm.max_length:
+                enc = self.lm.encode(conv)
+                if enc.length > self.lm.max_length:
                     raise ContextLengthError(f"{enc.length} tokens")
             except (ContextLengthError, ImageLoadError) as e:
                 self._notes[i] = f"pair not scored ({type(e).__name__}), ranked last"

@@ -97,7 +97,7 @@ def test_sqaf_then_ebr_with_the_tiny_qwen2_vl(tiny_clip, tiny_vlm, synthetic, tm
     corpus, queries, _ = synthetic
     sqaf = registry.retriever("sqaf", encoder=tiny_clip, vlm=tiny_vlm).index(corpus)
     first = sqaf.retrieve(queries[:3], k=12)
-    ebr = registry.reranker("ebr", vlm=tiny_vlm, k=9, save_grids=tmp_path)
+    ebr = registry.reranker("ebr", lm=tiny_vlm, k=9, save_grids=tmp_path)
     before = tiny_vlm.calls
     out = ebr.rerank(None, first)
     assert tiny_vlm.calls - before == 1  # 3 queries in one batch of the backend (batch_size 4)

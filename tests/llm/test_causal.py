@@ -10,6 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mmrank.errors import ContextLengthError
 from mmrank.llm.causal import CausalLM, get_causal_lm
 from mmrank.llm.loading import resolve_dtype, source_kwargs
 from mmrank.llm.tokens import LabelTokenError
@@ -125,12 +126,19 @@ def test_token_id_single_and_multi(lm):
         lm.token_id("10")  # digits are split one by one, as in Qwen's tokenizer
 
 
-def test_truncation_keeps_the_end_and_is_counted(tmp_path_factory, lm):
+def test_prompts_are_never_cut_silently(tmp_path_factory, lm):
     small = CausalLM(lm.name, max_length=8, device="cpu")
     p = prompts(small)[0]
-    got = small.next_token_logits([p])
-    assert small.truncated == 1
-    torch.testing.assert_close(got[0], naive_logits(small, small.encode(p)[-8:])[-1], atol=1e-5, rtol=1e-5)
+    for call in (
+        lambda: small.next_token_logits([p]),
+        lambda: small.next_token_logits([p], prefixes=[p[:5]]),
+        lambda: small.last_hidden_states([p]),
+        lambda: small.continuation_logprobs([p], ["yes"]),
+        lambda: small.generate([p[:20]], max_new_tokens=8),  # fits alone, not with the new tokens
+    ):
+        with pytest.raises(ContextLengthError, match="exceeds max_length 8"):
+            call()
+    assert not hasattr(small, "truncated")
     assert small.truncate_text("The cat sat on the mat.", 2) == small.tokenizer.decode(small.encode("The cat sat")[:2])
 
 
@@ -155,3 +163,45 @@ def test_gguf_source_resolution(tmp_path):
     assert source_kwargs(str(g), None) == (str(tmp_path), {"gguf_file": "m.gguf"})
     assert source_kwargs("org/repo", str(g)) == (str(tmp_path), {"gguf_file": "m.gguf"})
     assert source_kwargs("org/repo", "q4.gguf") == ("org/repo", {"gguf_file": "q4.gguf"})
+
+
+def test_generation_leaves_the_global_rng_alone(lm):
+    ps = prompts(lm)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    lm.generate(ps, max_new_tokens=5, temperature=1.0, top_p=0.9, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)  # not reseeded, not consumed
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_nucleus_of_one_token_is_greedy(lm):
+    ps = prompts(lm)
+    greedy = lm.generate(ps, max_new_tokens=4)
+    assert lm.generate(ps, max_new_tokens=4, temperature=0.7, top_p=1e-9, seed=5) == greedy
+
+
+@pytest.mark.parametrize("last_only", [False, True])
+def test_span_attention_equals_eager_attention_maps(lm, last_only):
+    ids = lm.encode(lm.chat([{"role": "user", "content": "The cat sat on the mat. Where is the cat?"}]))
+    n_ctx = len(ids) - 6
+    eager = CausalLM(lm.name, device="cpu")  # a separate instance: the shared one is never switched
+    eager.model.set_attn_implementation("eager")
+    with torch.no_grad():
+        att = eager.model(torch.tensor([ids]), output_attentions=True).attentions
+    rows = slice(len(ids) - 1, len(ids)) if last_only else slice(n_ctx, len(ids))
+    ref = sum(a[0, :, rows, :].double().mean(dim=1).sum(dim=0) for a in att)
+    impl = lm.model.config._attn_implementation
+    got = lm.span_attention(lm.prefix_cache(ids[:n_ctx]), n_ctx, ids[n_ctx:], last_only=last_only)
+    assert lm.model.config._attn_implementation == impl
+    torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-5)
+
+
+def test_span_attention_is_float32_even_for_a_bf16_model(lm):
+    bf = CausalLM(lm.name, device="cpu", dtype="bf16")
+    ids = bf.encode(bf.chat([{"role": "user", "content": "Paris is the capital of France. Capital?"}]))
+    a = bf.span_attention(bf.prefix_cache(ids[:-5]), len(ids) - 5, ids[-5:])
+    cfg = bf.model.config
+    # each softmax row sums to 1 in float32: the total is layers x heads to float32 precision (bf16 gives ~1e-2)
+    assert float(a.sum()) == pytest.approx(cfg.num_hidden_layers * cfg.num_attention_heads, abs=1e-4)

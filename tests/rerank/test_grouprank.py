@@ -55,7 +55,7 @@ def test_average_scores_hand_computed():
 
 
 def test_prompt_matches_official_template():
-    r = GroupRankReranker(llm=ScriptedLLM(json_answer))
+    r = GroupRankReranker(lm=ScriptedLLM(json_answer))
     msgs = r.build_messages("what is x", ["alpha", "beta"])
     assert [m["role"] for m in msgs] == ["system", "user"]
     assert msgs[0]["content"].startswith(
@@ -106,7 +106,7 @@ def test_two_repeats_averaged_with_repairs_hand_computed():
 
     llm = ScriptedLLM(respond)
     queries, run = make_run({"q": [1, 5, 3, 7]})
-    out = GroupRankReranker(llm=llm, group_size=20, repeats=2).rerank(queries, run)["q"]
+    out = GroupRankReranker(lm=llm, group_size=20, repeats=2).rerank(queries, run)["q"]
     assert out.ids == ["q-d3", "q-d0", "q-d1", "q-d2"]
     assert out.scores == pytest.approx([0.7, 0.5, 0.5, 0.2], abs=1e-6)
     assert out.model_calls == 2
@@ -127,7 +127,7 @@ def test_unparseable_group_scores_zero_and_unscored_documents_recorded():
     rels = [2, 8, 4, 6, 10]
     llm = ScriptedLLM(respond)
     queries, run = make_run({"q": rels})
-    out = GroupRankReranker(llm=llm, group_size=2, repeats=1).rerank(queries, run)["q"]
+    out = GroupRankReranker(lm=llm, group_size=2, repeats=1).rerank(queries, run)["q"]
     failed = [set(t.split()[1] for t in numbered_docs(c).values()) for c in llm.prompts]
     failed = next(g for g in failed if "d4" in g)
     expected = {f"q-d{i}": 0.0 if f"d{i}" in failed else r / 10 for i, r in enumerate(rels)}
@@ -142,7 +142,7 @@ def test_document_never_scored_gets_zero_and_is_recorded():
         return json.dumps({f"[{i}]": rel(t) for i, t in docs.items()})
 
     queries, run = make_run({"q": [1, 5, 3]})
-    out = GroupRankReranker(llm=ScriptedLLM(respond), repeats=2).rerank(queries, run)["q"]
+    out = GroupRankReranker(lm=ScriptedLLM(respond), repeats=2).rerank(queries, run)["q"]
     assert out.ids == ["q-d2", "q-d0", "q-d1"]
     assert out.scores == pytest.approx([0.3, 0.1, 0.0], abs=1e-6)
     assert out.fallbacks[-1] == "grouprank: 1 document(s) never scored, given 0"
@@ -152,7 +152,7 @@ def test_fusion_with_first_stage_score_hand_computed():
     # one repeat; rerank scores .1 .5 .3 .7; first stage 10 0 0 0 with raw ("none") fusion at 0.6 / 0.4:
     # d0 .06+4=4.06, d1 .3, d2 .18, d3 .42
     queries, run = make_run({"q": [1, 5, 3, 7]}, first_stage=[10.0, 0.0, 0.0, 0.0])
-    r = GroupRankReranker(llm=ScriptedLLM(json_answer), repeats=1, fusion="none")
+    r = GroupRankReranker(lm=ScriptedLLM(json_answer), repeats=1, fusion="none")
     out = r.rerank(queries, run)["q"]
     assert out.ids == ["q-d0", "q-d3", "q-d1", "q-d2"]
     assert out.scores == pytest.approx([4.06, 0.42, 0.3, 0.18], abs=1e-6)
@@ -162,7 +162,7 @@ def test_all_groups_of_all_queries_in_one_call_and_seeded_shuffles():
     def groups_seen(seed):
         llm = ScriptedLLM(json_answer)
         queries, run = make_run({"a": list(range(10)), "b": [3, 1, 2]})
-        out = GroupRankReranker(llm=llm, group_size=4, repeats=3, seed=seed).rerank(queries, run)
+        out = GroupRankReranker(lm=llm, group_size=4, repeats=3, seed=seed).rerank(queries, run)
         assert len(llm.batches) == 1 and len(llm.batches[0]) == 3 * 3 + 3 * 1
         assert out["a"].model_calls == 9 and out["b"].model_calls == 3
         assert out["a"].ids == [f"a-d{i}" for i in range(9, -1, -1)] and out["a"].fallbacks == []

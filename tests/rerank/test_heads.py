@@ -37,7 +37,7 @@ def model_dir(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def vlm(model_dir) -> VLM:
+def lm(model_dir) -> VLM:
     return VLM(str(model_dir), device="cpu", batch_size=2)
 
 
@@ -121,8 +121,8 @@ def independent_scores(processor, model, q: Query, items: list[Item]) -> tuple[n
 def test_vlm_heads_equal_an_independent_forward(model_dir):
     run, items, q = pairs_run()
     sft = VLMYesNoReranker(str(model_dir), device="cpu", batch_size=2, head="sft")
-    cl = VLMYesNoReranker(vlm=sft.vlm, head="cl")
-    ref_sft, ref_cl = independent_scores(sft.vlm.processor, sft.vlm.model, q, items)
+    cl = VLMYesNoReranker(lm=sft.lm, head="cl")
+    ref_sft, ref_cl = independent_scores(sft.lm.processor, sft.lm.model, q, items)
     got_sft, calls = sft.score_pairs([(q, it) for it in items])
     got_cl, _ = cl.score_pairs([(q, it) for it in items])
     np.testing.assert_allclose(got_sft, ref_sft, atol=1e-6)
@@ -133,19 +133,19 @@ def test_vlm_heads_equal_an_independent_forward(model_dir):
     assert out.stage == "vlm-yes-no" and out.model_calls == 2
 
 
-def test_training_path_gives_the_same_scores_with_gradients(vlm):
+def test_training_path_gives_the_same_scores_with_gradients(lm):
     _run, items, q = pairs_run()
-    rr = VLMYesNoReranker(vlm=vlm, head="cl")
-    convs = [rr.conversation(q, it, doc_image=vlm.prepare_image(it) if it.image is not None else None) for it in items]
+    rr = VLMYesNoReranker(lm=lm, head="cl")
+    convs = [rr.conversation(q, it, doc_image=lm.prepare_image(it) if it.image is not None else None) for it in items]
     with torch.enable_grad():
-        z = vlm.last_logits(convs)
+        z = lm.last_logits(convs)
         s = head_scores(z, "cl", yes_id=rr.yes_id, no_id=rr.no_id)
         assert s.requires_grad
     ref, _ = rr.score_pairs([(q, it) for it in items])
     np.testing.assert_allclose(s.detach().double().numpy(), ref, atol=1e-5)
 
 
-def test_composed_query_and_bad_images_are_recorded(vlm, tmp_path):
+def test_composed_query_and_bad_images_are_recorded(lm, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"")
     items = [
@@ -156,7 +156,7 @@ def test_composed_query_and_bad_images_are_recorded(vlm, tmp_path):
     ]
     q = Query("q", text="make it red", image=colour_image("white"))  # composed query: image + text
     run = Run([Ranking("q", [Hit(it.id, 4.0 - i, it) for i, it in enumerate(items)], query=q)])
-    rr = VLMYesNoReranker(vlm=vlm)
+    rr = VLMYesNoReranker(lm=lm)
     out = rr.rerank(None, run)["q"]
     assert out.ids[-1] == "bad-only" and len(out) == 4
     assert out.fallbacks == [
@@ -193,11 +193,11 @@ def test_lora_adapter_scores_reload_merged_and_unmerged(model_dir, tmp_path):
         "folder": {},
     }.items():
         src = str(tmp_path / "lora") if name == "folder" else str(model_dir)
-        rr = VLMYesNoReranker(vlm=VLM(src, device="cpu", min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28, **kw))
+        rr = VLMYesNoReranker(lm=VLM(src, device="cpu", min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28, **kw))
         scores[name] = rr.score_pairs(pairs)[0]
-    plain = VLMYesNoReranker(vlm=VLM(str(model_dir), device="cpu", min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28))
+    plain = VLMYesNoReranker(lm=VLM(str(model_dir), device="cpu", min_pixels=4 * 28 * 28, max_pixels=1280 * 28 * 28))
     peft_model.eval()
-    ref, _ = independent_scores(plain.vlm.processor, peft_model, q, items)
+    ref, _ = independent_scores(plain.lm.processor, peft_model, q, items)
     np.testing.assert_allclose(scores["unmerged"], ref, atol=1e-6)
     np.testing.assert_allclose(scores["merged"], ref, atol=1e-5)
     np.testing.assert_allclose(scores["folder"], ref, atol=1e-6)

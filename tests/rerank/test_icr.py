@@ -6,6 +6,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,8 +150,66 @@ def test_single_context_scores_fusion_and_validation(lm):
     assert {h.id: h.score for h in out.hits} == pytest.approx({f"d{i}": s for i, s in enumerate(direct)})
     assert out.model_calls == 3
     fused = ICRReranker(lm=lm, fusion="minmax", fusion_weight=0.5).rerank([Query("q", text=QUERY)], run)["q"]
-    assert len(fused.ids) == 4
+    # independent computation: 0.5 * minmax(ICR) + 0.5 * minmax(first stage), ordered by it
+    icr = np.array(direct)
+    first = np.array([h.score for h in hits])
+    want = 0.5 * (icr - icr.min()) / np.ptp(icr) + 0.5 * (first - first.min()) / np.ptp(first)
+    assert fused.ids == [f"d{i}" for i in np.argsort(-want, kind="stable")]
+    assert [h.score for h in fused.hits] == pytest.approx(sorted(want, reverse=True))
     with pytest.raises(ValueError):
         ICRReranker(lm=lm, scoring_strategy="nope")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ICRReranker(lm=lm, window=4, stride=4)
+
+
+def test_icr_never_switches_the_shared_model(lm, monkeypatch):
+    called = []
+    monkeypatch.setattr(lm.model, "set_attn_implementation", lambda *a, **k: called.append(a))
+    ICRReranker(lm=lm).score_docs(QUERY, DOCS)
+    assert called == []
+
+
+def test_sliding_window_honours_fusion_and_keeps_last_window_scores(lm):
+    rel = [1, 5, 3, 7, 2, 6, 4]
+    hits = [Hit(f"d{i}", 10.0 - i, Item(f"d{i}", text=f"doc rel{r}")) for i, r in enumerate(rel)]
+    jobs = [(Query("q", text="x"), hits)]
+    plain = OracleICR(lm=lm, window=4, stride=2)
+    plain.seen = []
+    [oc] = plain.decide(jobs)
+    assert oc.order == [3, 5, 0, 1, 2, 6, 4]
+    # every document keeps the score of the last window it was in (official sorted_doc_scores)
+    assert oc.scores == [1.0, 5.0, 3.0, 7.0, 2.0, 6.0, 4.0]
+    out = plain.rerank([Query("q", text="x")], Run([Ranking("q", hits)]))["q"]
+    assert out.scores[:3] == [7.0, 6.0, 1.0] and all(a > b for a, b in zip(out.scores, out.scores[1:], strict=False))
+    # fusion weight 0: every window is ordered by the first-stage score alone -> first-stage order
+    first = OracleICR(lm=lm, window=4, stride=2, fusion="minmax", fusion_weight=0.0)
+    first.seen = []
+    [oc] = first.decide(jobs)
+    assert oc.order == list(range(7))
+    # weight 0.5: windows decide on the fused scores, which are kept
+    half = OracleICR(lm=lm, window=4, stride=2, fusion="minmax", fusion_weight=0.5)
+    half.seen = []
+    [oc] = half.decide(jobs)
+    assert oc.scores is not None and oc.scores != [1.0, 5.0, 3.0, 7.0, 2.0, 6.0, 4.0]
+    assert oc.order != [3, 5, 0, 1, 2, 6, 4]
+
+
+def test_llama3_prompt_layout_is_the_official_one(tmp_path):
+    from tests.tiny_text import save_tiny_llama
+
+    llm = CausalLM(str(save_tiny_llama(tmp_path / "tiny-llama-3.1")), device="cpu")
+    r = ICRReranker(lm=llm)
+    assert r.prompt_style == "llama-3" and r.sep == " \n\n"
+    inp = r.build(QUERY, DOCS[:2])
+    assert inp.context[0] == llm.tokenizer.bos_token_id
+    expected = (
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|> Here are some paragraphs:"
+        + "".join(f" \n\n[{i}] {d}" for i, d in enumerate(DOCS[:2], start=1))
+        + " \n\n"
+        + IE
+        + " \n\nQuery: "
+        + QUERY
+        + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
+    )
+    assert llm.tokenizer.decode(inp.context + inp.query_span) == expected
+    assert ICRReranker(lm=llm, prompt_style="chat").sep == "\n\n"

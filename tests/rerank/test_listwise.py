@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmrank.errors import ContextLengthError
 from mmrank.rerank.listwise import ListwiseReranker, ReasonRankReranker, sliding_windows
 from mmrank.types import Hit, Item, Query, Ranking, Run
 
@@ -70,7 +71,7 @@ def test_windows_reject_bad_parameters(w, s):
 
 
 def test_rankgpt_prompt_matches_official_template():
-    r = ListwiseReranker(llm=ScriptedLLM(rankgpt_oracle))
+    r = ListwiseReranker(lm=ScriptedLLM(rankgpt_oracle))
     msgs = r.build_messages("what is x", ["alpha", "beta"])
     assert msgs == [
         {
@@ -99,7 +100,7 @@ def test_rankgpt_prompt_matches_official_template():
 
 
 def test_rankgpt_passage_text_title_and_word_limit():
-    r = ListwiseReranker(llm=ScriptedLLM(rankgpt_oracle), max_words=4)
+    r = ListwiseReranker(lm=ScriptedLLM(rankgpt_oracle), max_words=4)
     assert r.passage("Title: T Content: one two three four five") == "Title: T Content: one"
     assert r.passage("Title: Content: a  b\nc") == "a b c"
 
@@ -116,7 +117,7 @@ def test_sliding_window_hand_worked_seven_documents():
     """
     llm = ScriptedLLM(rankgpt_oracle)
     queries, run = make_run({"q": REL})
-    out = ListwiseReranker(llm=llm, window=4, step=2).rerank(queries, run)["q"]
+    out = ListwiseReranker(lm=llm, window=4, step=2).rerank(queries, run)["q"]
     assert out.ids == [f"q-d{i}" for i in (3, 5, 0, 1, 2, 6, 4)]
     shown = [[numbered_docs(c)[i].split()[1] for i in sorted(numbered_docs(c))] for c in llm.prompts]
     assert shown == [["d3", "d4", "d5", "d6"], ["d1", "d2", "d3", "d5"], ["d0", "d3", "d5"]]
@@ -127,7 +128,7 @@ def test_sliding_window_hand_worked_seven_documents():
 def test_sliding_window_batches_round_r_of_all_queries_together():
     llm = ScriptedLLM(rankgpt_oracle)
     queries, run = make_run({"a": REL, "b": [2, 9, 4]})
-    out = ListwiseReranker(llm=llm, window=4, step=2).rerank(queries, run)
+    out = ListwiseReranker(lm=llm, window=4, step=2).rerank(queries, run)
     assert [len(b) for b in llm.batches] == [2, 1, 1]  # round 0 holds a's (3,7) and b's only window
     assert out["b"].ids == ["b-d1", "b-d2", "b-d0"] and out["b"].model_calls == 1
     assert out["a"].model_calls == 3
@@ -137,7 +138,7 @@ def test_sliding_window_batches_round_r_of_all_queries_together():
 def test_top_k_only_reranks_the_head():
     llm = ScriptedLLM(rankgpt_oracle)
     queries, run = make_run({"q": REL})
-    out = ListwiseReranker(llm=llm, window=4, step=2).rerank(queries, run, top_k=4)["q"]
+    out = ListwiseReranker(lm=llm, window=4, step=2).rerank(queries, run, top_k=4)["q"]
     # head d0..d3 (one window) sorted, tail d4 d5 d6 keeps first-stage order below
     assert out.ids == ["q-d3", "q-d1", "q-d2", "q-d0", "q-d4", "q-d5", "q-d6"]
     assert len(llm.prompts) == 1
@@ -151,7 +152,7 @@ def test_parse_failure_keeps_window_order_and_is_recorded():
         return "[2] > [2] > [9]"  # d? second first, rest appended
 
     queries, run = make_run({"q": REL})
-    out = ListwiseReranker(llm=ScriptedLLM(respond), window=4, step=2).rerank(queries, run)["q"]
+    out = ListwiseReranker(lm=ScriptedLLM(respond), window=4, step=2).rerank(queries, run)["q"]
     # (3,7) unchanged; (1,5): d1 d2 d3 d4 -> d2 d1 d3 d4; (0,3): d0 d2 d1 -> d2 d0 d1
     assert out.ids == [f"q-d{i}" for i in (2, 0, 1, 3, 4, 5, 6)]
     assert out.fallbacks == [
@@ -169,14 +170,14 @@ def test_constructor_needs_exactly_one_model_source():
     with pytest.raises(ValueError):
         ListwiseReranker()
     with pytest.raises(ValueError):
-        ListwiseReranker("some/model", llm=ScriptedLLM(rankgpt_oracle))
+        ListwiseReranker("some/model", lm=ScriptedLLM(rankgpt_oracle))
 
 
 # ---------------------------------------------------------------- ReasonRank
 
 
 def test_reasonrank_prompt_matches_official_template():
-    r = ReasonRankReranker(llm=ScriptedLLM(rankgpt_oracle))
+    r = ReasonRankReranker(lm=ScriptedLLM(rankgpt_oracle))
     msgs = r.build_messages("what is [1] x", ["alpha (2)", "beta"])
     assert msgs[0]["content"].startswith("You are RankLLM, an intelligent assistant that can rank passages")
     assert msgs[0]["content"].endswith("<think> reasoning process here </think> <answer> answer here </answer>.")
@@ -204,23 +205,28 @@ def test_reasonrank_reads_answer_and_ignores_ids_in_reasoning():
 
     llm = ScriptedLLM(respond)
     queries, run = make_run({"q": REL})
-    out = ReasonRankReranker(llm=llm, window=4, step=2).rerank(queries, run)["q"]
+    out = ReasonRankReranker(lm=llm, window=4, step=2).rerank(queries, run)["q"]
     assert out.ids == [f"q-d{i}" for i in (3, 5, 0, 1, 2, 6, 4)]
     assert out.fallbacks == [] and out.stage == "reasonrank"
     assert llm.gen_kwargs[0]["max_new_tokens"] == 3172
 
 
 def test_reasonrank_fallbacks_for_missing_answer_tags():
-    r = ReasonRankReranker(llm=ScriptedLLM(rankgpt_oracle))
+    r = ReasonRankReranker(lm=ScriptedLLM(rankgpt_oracle))
     assert r.parse("<think>long... <answer>[3] > [1]", 3) == (
         [2, 0, 1],
         ["think/answer pattern not matched, read the text after <answer>", "1 missing id(s) appended in input order"],
     )
     assert r.parse("thinking about [2] then [3]", 3) == (
         [1, 2, 0],
-        ["no <answer> in output, ids read from the whole output", "1 missing id(s) appended in input order"],
+        [
+            "no <answer> in output, ids read from the text after </think> (or the whole output)",
+            "1 missing id(s) appended in input order",
+        ],
     )
-    strict = ReasonRankReranker(llm=ScriptedLLM(rankgpt_oracle), answer_required=True)
+    # a year in the reasoning is not an id: only the text after the last </think> is read
+    assert r.parse("<think>in 2019 [1] was best</think> [3] > [2]", 3)[0] == [2, 1, 0]
+    strict = ReasonRankReranker(lm=ScriptedLLM(rankgpt_oracle), answer_required=True)
     assert strict.parse("thinking about [2] then [3]", 3) == ([0, 1, 2], ["no <answer> in output, kept input order"])
 
 
@@ -273,8 +279,11 @@ def test_long_passages_are_cut_to_fit_the_backend_context(tiny_qwen):
     long = " ".join(["the cat sat on the mat"] * 60)  # 360 words per passage
     q = Query("q", text="cat")
     run = Run([Ranking("q", [Hit(f"d{i}", -i, Item(f"d{i}", text=f"{long} {i}")) for i in range(3)], query=q)])
-    out = ListwiseReranker(llm=lm, window=4, step=2, max_new_tokens=4).rerank(None, run)["q"]
+    out = ListwiseReranker(lm=lm, window=4, step=2, max_new_tokens=4).rerank(None, run)["q"]
     cut = [f for f in out.fallbacks if "to fit max_length" in f]
     assert len(cut) == 1 and cut[0].startswith("rankgpt window 0-3: passages cut to ")
-    assert lm.truncated == 0  # the backend never had to drop the start of the prompt
-    assert sorted(out.ids) == ["d0", "d1", "d2"]
+    assert sorted(out.ids) == ["d0", "d1", "d2"]  # the backend would have raised on a prompt that does not fit
+    # a window whose empty passages do not fit is a clear error, not a silently cut prompt
+    tiny = CausalLM(tiny_qwen, device="cpu", max_length=60)
+    with pytest.raises(ContextLengthError, match="empty passages"):
+        ListwiseReranker(lm=tiny, window=4, step=2, max_new_tokens=4).rerank(None, run)

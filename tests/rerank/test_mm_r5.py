@@ -162,7 +162,7 @@ def test_chat_sent_to_the_processor_is_the_papers_template(vlm, monkeypatch):
 
     monkeypatch.setattr(vlm.processor, "apply_chat_template", spy)
     run = image_run(3)
-    out = MMR5Reranker(llm=vlm, max_new_tokens=4).rerank(None, run)
+    out = MMR5Reranker(lm=vlm, max_new_tokens=4).rerank(None, run)
     assert len(sent) == 1  # one prompt: measured once, generated from the same encoding
     messages, text = sent[0]
     items = [h.item for h in run["q1"].hits]
@@ -214,13 +214,13 @@ def reverse_answer(enc) -> str:
 
 
 def test_answers_reorder_and_defaults_follow_the_paper(model_dir):
-    llm = ScriptedVLM(model_dir, reverse_answer)
-    rr = MMR5Reranker(llm=llm)
+    lm = ScriptedVLM(model_dir, reverse_answer)
+    rr = MMR5Reranker(lm=lm)
     assert (rr.temperature, rr.max_new_tokens, rr.top_p) == (0.3, 8192, 1.0)
-    rr = MMR5Reranker(llm=llm, max_new_tokens=16)
+    rr = MMR5Reranker(lm=lm, max_new_tokens=16)
     out = rr.rerank(None, image_run(4))["q1"]
     assert out.ids == ["d3", "d2", "d1", "d0"] and out.fallbacks == []
-    assert llm.kwargs[0]["temperature"] == 0.3 and llm.kwargs[0]["max_new_tokens"] == 16
+    assert lm.kwargs[0]["temperature"] == 0.3 and lm.kwargs[0]["max_new_tokens"] == 16
     assert out.meta["mm-r5"]["windows"] == [
         {
             "window": [0, 4],
@@ -232,14 +232,14 @@ def test_answers_reorder_and_defaults_follow_the_paper(model_dir):
 
 
 def test_candidate_list_longer_than_the_budget_is_split_into_windows(model_dir):
-    llm = ScriptedVLM(model_dir, reverse_answer)
+    lm = ScriptedVLM(model_dir, reverse_answer)
     n, new = 7, 8
-    one = MMR5Reranker(llm=llm, max_new_tokens=new)
+    one = MMR5Reranker(lm=lm, max_new_tokens=new)
     full = one._encode(
-        one.build_messages("which image is red?", [llm.prepare_image(h.item) for h in image_run(n)["q1"].hits])
+        one.build_messages("which image is red?", [lm.prepare_image(h.item) for h in image_run(n)["q1"].hits])
     )
-    llm.max_length = full.length + new - 1  # the whole list no longer fits
-    out = MMR5Reranker(llm=llm, max_new_tokens=new).rerank(None, image_run(n))["q1"]
+    lm.max_length = full.length + new - 1  # the whole list no longer fits
+    out = MMR5Reranker(lm=lm, max_new_tokens=new).rerank(None, image_run(n))["q1"]
     note = next(f for f in out.fallbacks if "over the budget" in f)
     w = int(re.search(r"windows of (\d+)", note).group(1))
     assert 2 <= w < n
@@ -249,20 +249,20 @@ def test_candidate_list_longer_than_the_budget_is_split_into_windows(model_dir):
         order[a:b] = order[a:b][::-1]
     assert out.ids == [f"d{i}" for i in order]
     assert out.model_calls == len(sliding_windows(n, w, max(1, w // 2))) == len(out.meta["mm-r5"]["windows"])
-    llm.max_length = 10  # not even two candidates fit: input order, recorded
-    tiny = MMR5Reranker(llm=llm, max_new_tokens=new).rerank(None, image_run(3))["q1"]
+    lm.max_length = 10  # not even two candidates fit: input order, recorded
+    tiny = MMR5Reranker(lm=lm, max_new_tokens=new).rerank(None, image_run(3))["q1"]
     assert tiny.ids == ["d0", "d1", "d2"] and any("fewer than 2" in f for f in tiny.fallbacks)
 
 
 def test_pixel_budget_and_window_split(model_dir):
-    llm = ScriptedVLM(model_dir, reverse_answer)
+    lm = ScriptedVLM(model_dir, reverse_answer)
     run = image_run(5)
-    pixels = sorted((im.width * im.height for im in (llm.prepare_image(h.item) for h in run["q1"].hits)), reverse=True)
-    rr = MMR5Reranker(llm=llm, max_new_tokens=4, max_total_pixels=sum(pixels[:3]))
+    pixels = sorted((im.width * im.height for im in (lm.prepare_image(h.item) for h in run["q1"].hits)), reverse=True)
+    rr = MMR5Reranker(lm=lm, max_new_tokens=4, max_total_pixels=sum(pixels[:3]))
     out = rr.rerank(None, run)["q1"]
     assert any("max_total_pixels" in f and "windows of 3" in f for f in out.fallbacks)
-    assert all(e.images <= 3 for b in llm.batches for e in b) and len(llm.batches) == len(sliding_windows(5, 3, 1))
-    fixed = MMR5Reranker(llm=ScriptedVLM(model_dir, reverse_answer), max_new_tokens=4, window=2, step=1)
+    assert all(e.images <= 3 for b in lm.batches for e in b) and len(lm.batches) == len(sliding_windows(5, 3, 1))
+    fixed = MMR5Reranker(lm=ScriptedVLM(model_dir, reverse_answer), max_new_tokens=4, window=2, step=1)
     res = fixed.rerank(None, image_run(3))["q1"]
     assert res.model_calls == 2 and not any("budget" in f for f in res.fallbacks)  # a chosen window: no fallback
 
@@ -275,34 +275,34 @@ class BrokenPage(Item):
 
 
 def test_failed_image_is_left_out_and_placed_last(model_dir, tmp_path):
-    llm = ScriptedVLM(model_dir, reverse_answer)
+    lm = ScriptedVLM(model_dir, reverse_answer)
     run = image_run(4, bad={1}, tmp=tmp_path)
     r = run["q1"]
     r.hits.insert(0, Hit("page", 99.0, BrokenPage("page", image="doc.pdf#3")))
-    out = MMR5Reranker(llm=llm, max_new_tokens=4).rerank(None, run)["q1"]
-    assert [e.images for b in llm.batches for e in b] == [3]  # the broken images are not in the prompt
+    out = MMR5Reranker(lm=lm, max_new_tokens=4).rerank(None, run)["q1"]
+    assert [e.images for b in lm.batches for e in b] == [3]  # the broken images are not in the prompt
     assert out.ids == ["d3", "d2", "d0", "page", "d1"]  # 3 shown candidates reversed, the broken ones last
     assert "mm-r5: 1 candidate(s) not shown (image failed to load), placed last in input order" in out.fallbacks
     assert any("(image failed to load (RuntimeError))" in f for f in out.fallbacks)
 
 
 def test_batches_queries_and_seeds_per_query(model_dir):
-    llm = ScriptedVLM(model_dir, lambda e: "garbage")
+    lm = ScriptedVLM(model_dir, lambda e: "garbage")
     run = Run([*image_run(3, "a").values(), *image_run(2, "b").values()])
-    out = MMR5Reranker(llm=llm, max_new_tokens=4).rerank(None, run)
-    assert len(llm.batches) == 1 and len(llm.batches[0]) == 2  # both queries' windows in one generation
-    s1 = llm.kwargs[0]["seed"]
+    out = MMR5Reranker(lm=lm, max_new_tokens=4).rerank(None, run)
+    assert len(lm.batches) == 1 and len(lm.batches[0]) == 2  # both queries' windows in one generation
+    s1 = lm.kwargs[0]["seed"]
     assert len(set(s1)) == 2
-    MMR5Reranker(llm=llm, max_new_tokens=4).rerank(None, Run([run["b"]]))
-    assert llm.kwargs[1]["seed"] == [s1[1]]  # a query's seed does not depend on the batch
+    MMR5Reranker(lm=lm, max_new_tokens=4).rerank(None, Run([run["b"]]))
+    assert lm.kwargs[1]["seed"] == [s1[1]]  # a query's seed does not depend on the batch
     assert out["a"].ids == ["d0", "d1", "d2"]
     assert "mm-r5 window 0-3: no <answer>[..]</answer> in output, kept input order" in out["a"].fallbacks
 
 
 def test_real_tiny_vlm_end_to_end_is_reproducible(vlm):
     state = torch.get_rng_state()
-    a = MMR5Reranker(llm=vlm, max_new_tokens=6, seed=1).rerank(None, image_run(3))["q1"]
-    b = MMR5Reranker(llm=vlm, max_new_tokens=6, seed=1).rerank(None, image_run(3))["q1"]
+    a = MMR5Reranker(lm=vlm, max_new_tokens=6, seed=1).rerank(None, image_run(3))["q1"]
+    b = MMR5Reranker(lm=vlm, max_new_tokens=6, seed=1).rerank(None, image_run(3))["q1"]
     assert torch.equal(torch.get_rng_state(), state)
     assert a.ids == b.ids and a.meta == b.meta and a.model_calls == 1
 
@@ -313,7 +313,7 @@ def test_text_llm_backbone_uses_the_same_prompt_shape(tmp_path):
     items = [Item("p1", text="The cat sat on the mat."), Item("p2", text="Paris is the capital of France.")]
     q = Query("q", text="What is the capital of France?")
     run = Run([Ranking("q", [Hit(it.id, 2.0 - i, it) for i, it in enumerate(items)], query=q)])
-    rr = MMR5Reranker(llm=lm, max_new_tokens=5)
+    rr = MMR5Reranker(lm=lm, max_new_tokens=5)
     msgs = rr.build_messages(q.text, [it.text for it in items])
     user = PAPER_USER.format(Question=q.text, image_num=2, image_num_end=2)
     assert msgs == [
@@ -328,4 +328,4 @@ def test_text_llm_backbone_uses_the_same_prompt_shape(tmp_path):
     assert torch.equal(torch.get_rng_state(), state)
     assert sorted(out.ids) == ["p1", "p2"] and out.model_calls == 1
     with pytest.raises(ValueError):
-        MMR5Reranker(llm=lm, candidate="pictures")  # type: ignore[arg-type]
+        MMR5Reranker(lm=lm, candidate="pictures")  # type: ignore[arg-type]

@@ -66,7 +66,8 @@ def test_extract_answer_only_opening_tag():
 
 
 def test_extract_answer_without_think_block_uses_after_answer():
-    assert extract_answer("<answer>[1]</answer>") == ("[1]", "after-answer")
+    # official ReasonRank: response.split('<answer>')[-1], not cut at </answer> (ids after it are read too)
+    assert extract_answer("<answer>[1]</answer>") == ("[1]</answer>", "after-answer")
 
 
 def test_extract_answer_missing():

@@ -160,13 +160,13 @@ def test_cross_encoder_scores_equal_per_pair_logits(tmp_path):
     queries, run = make_run()
     r = CrossEncoderReranker(path, device="cpu", batch_size=3)
     out = r.rerank(queries, run)
-    tok, model = r.backend.tokenizer, r.backend.model
+    tok, model = r.lm.tokenizer, r.lm.model
     for q in queries:
         for h in out[q.id].hits:
             with torch.no_grad():
                 ref = float(model(**tok(q.text, h.item.text, return_tensors="pt")).logits[0, 0])
             assert h.score == pytest.approx(ref, abs=1e-5)
-    assert r.backend.calls == 3  # 8 pairs, batch 3
+    assert r.lm.calls == 3  # 8 pairs, batch 3
     assert all(out[q.id].model_calls >= 1 for q in queries)
 
 
@@ -174,13 +174,13 @@ def test_monot5_true_false_log_softmax(tmp_path):
     path = str(save_tiny_t5(tmp_path / "t5"))
     r = MonoT5Reranker(path, device="cpu")
     assert r.render("q", "d") == "Query: q Document: d Relevant:"
-    m, tok = r.backend.model, r.backend.tokenizer
+    m, tok = r.lm.model, r.lm.tokenizer
     t_id, f_id = tok.convert_tokens_to_ids("\u2581true"), tok.convert_tokens_to_ids("\u2581false")
     res = r.rank(QUERIES["q1"], DOCS)
     for h in res.hits:
         enc = tok(f"Query: {QUERIES['q1']} Document: {DOCS[int(h.id)]} Relevant:", return_tensors="pt")
         with torch.no_grad():
-            z = m(**enc, decoder_input_ids=torch.tensor([[r.backend.decoder_start]])).logits[0, 0].double()
+            z = m(**enc, decoder_input_ids=torch.tensor([[r.lm.decoder_start]])).logits[0, 0].double()
         ref = float(z[t_id] - torch.logsumexp(torch.stack([z[t_id], z[f_id]]), 0))
         assert h.score == pytest.approx(ref, abs=1e-5)
 

@@ -59,10 +59,14 @@ def test_parse_malformed_and_adversarial(text, note):
 
 
 def test_packaged_regex_is_the_parsers():
-    from mmrank.prompts import load_prompt
-    from mmrank.rerank.erank import _ANSWER
+    import re
 
-    assert load_prompt("erank").regex().pattern == _ANSWER.pattern
+    from mmrank.prompts import load_prompt
+
+    custom = re.compile(r"score=(\d+)")
+    assert parse_answer("score=7 <answer>3</answer>", pattern=custom).value == 7
+    assert parse_answer("score=7 <answer>3</answer>").value == 3  # default: the prompt's output_regex
+    assert load_prompt("erank").output_regex is not None
 
 
 def test_answer_probability_multi_token_integer(lm):
@@ -88,6 +92,9 @@ class ScriptedGenerator:
 
     def encode(self, t):
         return self._lm.encode(t)
+
+    def count(self, t):
+        return self._lm.count(t)
 
     def truncate_text(self, t, n):
         return self._lm.truncate_text(t, n)
@@ -145,6 +152,6 @@ def test_erank_prompt_and_tiny_model_fallback(lm):
     )
     res = r.rank("capital of France", ["Paris is the capital.", "Dogs bark."])
     # a random tiny model writes no digits: every document falls back to 0, input order kept, and it is recorded
-    assert res.ids == ["0", "1"] and res.scores == [0.0, 0.0]
+    assert res.ids == ["0", "1"] and res.scores[0] == 0.0 and res.scores[1] < 0.0  # tie kept in input order
     assert res.fallbacks == ["erank: no integer <answer>, scored 0 (2/2 docs)"]
     assert ERankReranker(lm=lm).max_new_tokens == 1024

@@ -110,7 +110,7 @@ def r1_oracle(messages):
 
 
 def test_rank_r1_prompt_matches_official_template():
-    r = SetwiseReranker(llm=ScriptedLLM(r1_oracle))
+    r = SetwiseReranker(lm=ScriptedLLM(r1_oracle))
     msgs = r.build_messages("what is x", ["alpha", "beta"])
     assert msgs == [
         {
@@ -137,7 +137,7 @@ def test_rank_r1_prompt_matches_official_template():
 def test_rank_r1_oracle_model_reproduces_hand_worked_order(shuffle):
     llm = ScriptedLLM(r1_oracle)
     queries, run = make_run({"q": REL})
-    out = SetwiseReranker(llm=llm, num_child=2, k=3, shuffle=shuffle).rerank(queries, run)["q"]
+    out = SetwiseReranker(lm=llm, num_child=2, k=3, shuffle=shuffle).rerank(queries, run)["q"]
     assert out.ids == [f"q-d{i}" for i in (3, 5, 1, 0, 2, 4, 6)]
     assert out.model_calls == 8 and out.fallbacks == []
     shown = [sorted(int(t.split()[1][1:]) for t in numbered_docs(c).values()) for c in llm.prompts]
@@ -150,7 +150,7 @@ def test_rank_r1_shuffle_is_seeded_and_changes_display_order():
     def shown_orders(seed):
         llm = ScriptedLLM(r1_oracle)
         queries, run = make_run({"q": list(range(20))})
-        SetwiseReranker(llm=llm, seed=seed).rerank(queries, run)
+        SetwiseReranker(lm=llm, seed=seed).rerank(queries, run)
         return [[t.split()[1] for t in numbered_docs(c).values()] for c in llm.prompts]
 
     a, b, c = shown_orders(0), shown_orders(0), shown_orders(1)
@@ -164,7 +164,7 @@ def test_rank_r1_batches_queries_and_records_unparseable_answers():
 
     llm = ScriptedLLM(respond)
     queries, run = make_run({"a": REL, "b": [9, 8, 7, 6]})
-    out = SetwiseReranker(llm=llm, num_child=3, k=2).rerank(queries, run)
+    out = SetwiseReranker(lm=llm, num_child=3, k=2).rerank(queries, run)
     # b: every answer lacks the tags -> no swap; n=4, c=3, k=2 is the hand-worked no-swap case
     assert out["b"].ids == ["b-d0", "b-d3", "b-d1", "b-d2"]
     assert out["b"].fallbacks == ["rank-r1: 2 of 2 comparisons unparseable, kept the parent (no swap)"]
