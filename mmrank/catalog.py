@@ -237,4 +237,9 @@ CIR: list[Entry] = [
     ),
 ]
 
-ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS + CIR
+# --- index families: the marker file at an index folder's root -> its opener (see mmrank.collection) ---
+COLLECTIONS = [
+    Entry("collection", "mmrank_vision.json", "mmrank.vision.search:ImageSearch", summary="image folder index"),
+]
+
+ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS + CIR + COLLECTIONS

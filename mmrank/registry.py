@@ -20,6 +20,7 @@ __all__ = [
     "Entry",
     "create",
     "encoder",
+    "entries",
     "entry",
     "names",
     "register",
@@ -29,7 +30,7 @@ __all__ = [
     "vector_index",
 ]
 
-KINDS = ("retriever", "encoder", "reranker", "index")
+KINDS = ("retriever", "encoder", "reranker", "index", "collection")
 
 _ENTRIES: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
 _ALIASES: dict[str, dict[str, str]] = {k: {} for k in KINDS}
@@ -40,9 +41,10 @@ def register(entry: Entry) -> None:
     """Add an entry (used by :mod:`mmrank.catalog` and by plugins)."""
     if entry.kind not in _ENTRIES:
         raise UnknownNameError(f"unknown kind {entry.kind!r}; kinds are {', '.join(KINDS)}")
-    _ENTRIES[entry.kind][entry.name] = entry
+    key = _normalise(entry.name)
+    _ENTRIES[entry.kind][key] = entry
     for a in entry.aliases:
-        _ALIASES[entry.kind][a] = entry.name
+        _ALIASES[entry.kind][_normalise(a)] = key
 
 
 def _ensure_loaded() -> None:
@@ -94,11 +96,19 @@ def create(kind: str, name: str, /, **kwargs: Any) -> Any:
     return resolve(kind, name)(**kwargs)
 
 
+def entries(kind: str) -> list[Entry]:
+    """The registered entries of one kind, in registration order."""
+    _ensure_loaded()
+    if kind not in _ENTRIES:
+        raise UnknownNameError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+    return list(_ENTRIES[kind].values())
+
+
 def names(kind: str | None = None) -> dict[str, list[str]]:
     """Registered names by kind (aliases excluded)."""
     _ensure_loaded()
     kinds = [kind] if kind else list(KINDS)
-    return {k: sorted(_ENTRIES[k]) for k in kinds}
+    return {k: sorted(e.name for e in _ENTRIES[k].values()) for k in kinds}
 
 
 def retriever(name: str, /, **kwargs: Any) -> Any:

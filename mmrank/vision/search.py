@@ -17,6 +17,8 @@ from mmrank.vision.index import encoder_from_spec, read_vision_manifest
 class ImageSearch:
     """A loaded folder index plus its encoder; :meth:`search` answers text or image queries."""
 
+    kind = "images"
+
     def __init__(self, index_dir: str | Path, *, encoder: Encoder | None = None, device: str | None = None) -> None:
         d = Path(index_dir)
         for attempt in range(3):  # a re-index may publish a new manifest while this one is read: read again

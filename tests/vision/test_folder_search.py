@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mmrank.cli import vision as cli
+from mmrank.collection import open_index
 from mmrank.encoders.clip import OpenCLIPEncoder
 from mmrank.encoders.cnn import CNNEncoder
 from mmrank.errors import DataFormatError, ImageLoadError
@@ -58,6 +59,8 @@ def test_image_search_and_contact_sheet(folder, cnn, tmp_path):
     engine = ImageSearch(tmp_path / "idx", encoder=cnn)
     r = engine.search(str(photos[2]), k=4)
     assert r.hits[0].id == photos[2].name and r.hits[0].score == pytest.approx(1.0, abs=1e-5)
+    opened = open_index(tmp_path / "idx", encoder=cnn)  # the marker file picks the family
+    assert opened.kind == "images" and opened.search(str(photos[2]), k=4).ids == r.ids
     assert len(r) == 4 and r.hits[0].item.image == root / "photos" / photos[2].name
     rr = engine.search(str(photos[2]), k=4, rerank=True, M=6, K=2)
     assert rr.stage == "superglobal-rerank" and len(rr) == 4
