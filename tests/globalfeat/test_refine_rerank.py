@@ -108,7 +108,9 @@ def test_reranker_meta_vectors_and_missing():
     q = Query("q", text="x", meta={"vector": x[0]})
     hits = [Hit(f"d{j}", 1.0 - j, Item(f"d{j}", text="t", meta={"vector": x[j]})) for j in range(4)]
     out = SuperGlobalReranker(K=1).rerank(None, _run(q, hits))["q"]
-    assert sorted(out.ids) == ["d0", "d1", "d2", "d3"]
+    expected = naive_superglobal(x[0], x, K=1)  # vectors from item.meta, scored as the paper's steps
+    assert out.ids == [f"d{j}" for j in np.argsort(-expected, kind="stable")]
+    np.testing.assert_allclose([h.score for h in out.hits], np.sort(expected)[::-1], rtol=1e-5, atol=1e-6)
     hits[2] = Hit("d2", 0.5, Item("d2", text="t"))
     with pytest.raises(DataFormatError, match="no cached vector"):
         SuperGlobalReranker().rerank(None, _run(q, hits))
