@@ -44,7 +44,7 @@ def test_text_llm_answer_is_its_generation_over_the_retrieved_pages(pdf, lm_dir,
         (h.item.page.doc_id, h.item.page.page) for h in expected_hits
     ]
     assert ans.citations[0].page == 1  # the page about revenue
-    assert all(c.thumbnail and (tmp_path / "th").joinpath(c.thumbnail.split("/")[-1]).is_file() for c in ans.citations)
+    assert all(c.thumbnail and (tmp_path / "th" / c.thumbnail.split("/")[-1]).is_file() for c in ans.citations)
     p = load_prompt("page-qa")
     body = "\n".join(
         p.render_extra("page", page=h.item.page.page, doc="report.pdf", text=h.item.text) for h in expected_hits
