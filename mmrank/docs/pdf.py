@@ -159,3 +159,56 @@ def _render_poppler(path: Path, page: int, dpi: float, password: str | None) -> 
     if not imgs:
         raise DocumentError(f"poppler rendered nothing for page {page}", path)
     return imgs[0].convert("RGB")
+
+
+def _render_chunk(
+    args: tuple[str, list[int], float, int | None, str | None],
+) -> list[tuple[int, bytes, tuple[int, int]]]:
+    path, pages, dpi, max_pixels, password = args
+    out = []
+    with open_pdf(path, password=password) as doc:
+        for n in pages:
+            pg = doc[n - 1]
+            try:
+                w, h = pg.get_size()
+                img = pg.render(scale=fit_dpi(w, h, dpi, max_pixels) / 72.0).to_pil().convert("RGB")
+            finally:
+                pg.close()
+            out.append((n, img.tobytes(), img.size))
+    return out
+
+
+def render_pages(
+    path: str | Path,
+    pages: list[int] | None = None,
+    *,
+    dpi: float = DEFAULT_DPI,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
+    password: str | None = None,
+) -> Iterator[tuple[int, Image.Image]]:
+    """Render many pages of one PDF with PDFium in ``workers`` processes (each opens the file once and renders a
+    contiguous chunk), yielding ``(page, image)`` in page order. Use it to render a whole document fast; use
+    :class:`~mmrank.docs.pages.PageImage` for lazy one-page access."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from PIL import Image
+
+    n = page_count(path, password=password)
+    todo = list(range(1, n + 1)) if pages is None else list(pages)
+    for pn in todo:
+        _check_page(Path(path), pn, n)
+    workers = max(1, min(workers or (os.cpu_count() or 1), len(todo)))
+    size = -(-len(todo) // workers)
+    chunks = [(str(path), todo[i : i + size], dpi, max_pixels, password) for i in range(0, len(todo), size)]
+    if workers == 1:
+        results = map(_render_chunk, chunks)
+        for chunk in results:
+            for pn, data, wh in chunk:
+                yield pn, Image.frombytes("RGB", wh, data)
+        return
+    with ProcessPoolExecutor(workers) as ex:
+        for chunk in ex.map(_render_chunk, chunks):
+            for pn, data, wh in chunk:
+                yield pn, Image.frombytes("RGB", wh, data)

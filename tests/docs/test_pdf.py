@@ -125,3 +125,14 @@ def test_folder_goes_on_past_bad_files(files):
         "zero_pages.pdf",
     }
     assert len(pages.warnings) == 6
+
+
+def test_render_pages_in_processes_equals_one_page_at_a_time(files):
+    from mmrank.docs.pdf import render_pages
+
+    got = list(render_pages(files["text"], dpi=40, workers=2))
+    assert [n for n, _ in got] == [1, 2, 3]
+    for n, img in got:
+        assert img.tobytes() == render_page(files["text"], n, dpi=40).tobytes()
+    with pytest.raises(DocumentError, match="page 4 does not exist"):
+        list(render_pages(files["text"], [4]))
