@@ -13,11 +13,15 @@ if TYPE_CHECKING:
 
 @lru_cache(maxsize=1)
 def _engine() -> Any:
+    import logging
+
     try:
         from rapidocr import RapidOCR
     except ModuleNotFoundError as e:
         raise MissingDependencyError("OCR needs rapidocr and onnxruntime: pip install rapidocr onnxruntime") from e
-    return RapidOCR()
+    engine = RapidOCR()
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # per-page INFO/"nothing detected" lines are noise here
+    return engine
 
 
 def ocr_text(image: Image.Image) -> str:
