@@ -184,9 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
         vision.add_parsers(sub)
         if hasattr(vision, "add_bench_parsers"):
             vision.add_bench_parsers(bsub)
-    from mmrank.cli import cir
+    from mmrank.cli import cir, docs
 
     cir.add_bench_parsers(bsub)
+    docs.add_parsers(sub)
+    docs.add_bench_parsers(bsub)
     return p
 
 
