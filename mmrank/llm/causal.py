@@ -22,9 +22,10 @@ API (stable; other modules code against it)::
 
 A model is a hub id, a local directory, a GGUF file, or a PEFT (LoRA) adapter folder (``adapter_config.json``
 without ``config.json``, e.g. written by ``mmrank train``): its base model (``base_model_name_or_path``) is loaded
-and the adapter merged into it, so a trained reranker is used like any other model folder. Otherwise a model is (``gguf_file=`` a file name inside ``model`` or a path;
-dequantised on load, so convert once with ``save_pretrained`` for speed). ``dtype="auto"`` is float32 on CPU and
-bfloat16 on CUDA. Prompts are tokenised without added special tokens (the chat template writes them).
+and the adapter merged into it, so a trained reranker is used like any other model folder. A GGUF file is given
+by ``gguf_file=`` (a file name inside ``model`` or a path; dequantised on load, so convert once with
+``save_pretrained`` for speed). ``dtype="auto"`` is float32 on CPU and bfloat16 on CUDA.
+Prompts are tokenised without added special tokens (the chat template writes them).
 
 Lengths: the backend never cuts a prompt. A prompt longer than ``max_length`` (for generation: longer than
 ``max_length - max_new_tokens``) raises :class:`~mmrank.errors.ContextLengthError`. Fitting is the rerankers' job:
