@@ -1,4 +1,4 @@
-"""``mmrank`` subcommands: list, retrieve, rerank, eval, demo, bench (+ index / search from the vision CLI)."""
+"""``mmrank`` subcommands: list, retrieve, rerank, eval, demo, bench, train (+ index / search from the vision CLI)."""
 
 from __future__ import annotations
 
@@ -184,9 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         vision.add_parsers(sub)
         if hasattr(vision, "add_bench_parsers"):
             vision.add_bench_parsers(bsub)
-    from mmrank.cli import cir
+    from mmrank.cli import cir, train
 
     cir.add_bench_parsers(bsub)
+    train.add_parsers(sub)
     return p
 
 
