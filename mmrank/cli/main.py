@@ -1,4 +1,4 @@
-"""``mmrank`` subcommands: list, retrieve, rerank, eval, demo, bench (+ index / search from the vision CLI)."""
+"""``mmrank`` subcommands: list, retrieve, rerank, eval, demo, bench, train (+ index / search from the vision CLI)."""
 
 from __future__ import annotations
 
@@ -184,11 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
         vision.add_parsers(sub)
         if hasattr(vision, "add_bench_parsers"):
             vision.add_bench_parsers(bsub)
-    from mmrank.cli import cir, docs
+    from mmrank.cli import cir, docs, train
 
     cir.add_bench_parsers(bsub)
     docs.add_parsers(sub)
     docs.add_bench_parsers(bsub)
+    train.add_parsers(sub)
     return p
 
 

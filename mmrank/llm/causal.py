@@ -12,6 +12,7 @@ API (stable; other modules code against it)::
     lm.next_token_logits(prompts, prefixes=None) -> Tensor (n, vocab)  # at the last position, float32, CPU
         # prefixes[i] (a string prompts[i] starts with): its KV cache is computed once per distinct prefix and reused
     lm.next_token_logits_ids(seqs, prefix_lens=None) -> Tensor (n, vocab)  # the same from token ids
+    lm.last_logits_ids(seqs) -> Tensor (n, vocab)  # the same with autograd (training), no prefix cache
     lm.continuation_logprobs(prompts, continuations) -> list[np.ndarray]  # log p(token | everything before it)
     lm.last_hidden_states(prompts) -> Tensor (n, hidden)   # final-layer state at the last token (E2Rank pooling)
     lm.span_attention(cache, n_ctx, span) -> Tensor (n_ctx + len(span),)  # attention a span pays, fp32 (ICR)
@@ -19,9 +20,12 @@ API (stable; other modules code against it)::
     lm.encode(text) -> list[int]; lm.truncate_text(text, max_tokens) -> str; lm.count(text) -> int
     lm.calls                        # batched model invocations so far (each forward or generate batch counts one)
 
-A model is a hub id, a local directory, or a GGUF file (``gguf_file=`` a file name inside ``model`` or a path;
-dequantised on load, so convert once with ``save_pretrained`` for speed). ``dtype="auto"`` is float32 on CPU and
-bfloat16 on CUDA. Prompts are tokenised without added special tokens (the chat template writes them).
+A model is a hub id, a local directory, a GGUF file, or a PEFT (LoRA) adapter folder (``adapter_config.json``
+without ``config.json``, e.g. written by ``mmrank train``): its base model (``base_model_name_or_path``) is loaded
+and the adapter merged into it, so a trained reranker is used like any other model folder. A GGUF file is given
+by ``gguf_file=`` (a file name inside ``model`` or a path; dequantised on load, so convert once with
+``save_pretrained`` for speed). ``dtype="auto"`` is float32 on CPU and bfloat16 on CUDA.
+Prompts are tokenised without added special tokens (the chat template writes them).
 
 Lengths: the backend never cuts a prompt. A prompt longer than ``max_length`` (for generation: longer than
 ``max_length - max_new_tokens``) raises :class:`~mmrank.errors.ContextLengthError`. Fitting is the rerankers' job:
@@ -41,7 +45,15 @@ import torch
 
 from mmrank.errors import ContextLengthError
 from mmrank.llm.batching import length_sorted_batches, pad_left, pad_right
-from mmrank.llm.loading import InstanceCache, load_model, load_tokenizer, resolve_device, resolve_dtype
+from mmrank.llm.loading import (
+    InstanceCache,
+    adapter_base,
+    load_adapter,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+)
 from mmrank.llm.tokens import single_token_id, stop_token_ids
 
 
@@ -70,7 +82,11 @@ class CausalLM:
     ) -> None:
         from transformers import AutoModelForCausalLM
 
-        self.name = str(model)
+        model = str(model)
+        self.adapter = model if adapter_base(model) is not None else None
+        if self.adapter is not None:
+            model = str(adapter_base(model))
+        self.name = model if self.adapter is None else f"{model}+{self.adapter}"
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_length = max_length
@@ -84,6 +100,8 @@ class CausalLM:
             dtype=self.dtype,
             trust_remote_code=trust_remote_code,
         )
+        if self.adapter is not None:
+            self.model = load_adapter(self.model, self.adapter, merge=True).to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.pad_id = int(self.tokenizer.pad_token_id)
@@ -233,6 +251,11 @@ class CausalLM:
             out[idx] = logits
         assert out is not None
         return out
+
+    def last_logits_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Next-token logits after each token sequence, ``(n, vocab)`` float32, WITH autograd when grad mode is on
+        (training); length-sorted batches of ``batch_size``, no prefix cache."""
+        return self._last_logits([self._check(list(s)) for s in seqs])
 
     def _last_logits(self, seqs: list[list[int]]) -> torch.Tensor:
         rows: dict[int, torch.Tensor] = {}

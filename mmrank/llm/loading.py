@@ -187,3 +187,16 @@ class InstanceCache(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def load_adapter(model: Any, adapter: str, *, merge: bool) -> Any:
+    """``model`` with the PEFT (LoRA) adapter folder or hub id ``adapter`` loaded (LoRA layers injected in place),
+    merged into the weights and unloaded when ``merge``."""
+    try:
+        from peft import PeftModel
+    except ImportError as e:  # pragma: no cover - peft is a core dependency of the LLM extra
+        raise MissingDependencyError("loading a LoRA adapter needs peft: pip install 'mmrank[llm]'") from e
+    check_source(adapter, "adapter")
+    with model_errors(adapter, what="adapter", catch=(OSError, ValueError)):
+        peft_model = PeftModel.from_pretrained(model, adapter)
+    return peft_model.merge_and_unload() if merge else peft_model

@@ -64,10 +64,9 @@ from mmrank.llm.batching import length_sorted_batches
 from mmrank.llm.loading import (
     InstanceCache,
     adapter_base,
-    check_source,
     from_pretrained,
+    load_adapter,
     load_model,
-    model_errors,
     resolve_device,
     resolve_dtype,
 )
@@ -179,7 +178,7 @@ class VLM:
         )
         self.model: Any = hf
         if adapter is not None:
-            self.model = _load_adapter(hf, adapter, merge=merge_adapter).to(self.device).eval()
+            self.model = load_adapter(hf, adapter, merge=merge_adapter).to(self.device).eval()
             if merge_adapter:
                 hf = self.model
         self.hf_model: Any = hf  # the transformers model (LoRA layers injected in place when not merged)
@@ -439,19 +438,6 @@ def _pixel_bounds(ip: Any, min_pixels: int | None, max_pixels: int | None) -> tu
     if ip is not None and (min_pixels is not None or max_pixels is not None) and size is not None:
         ip.size = {**cur, "shortest_edge": lo, "longest_edge": hi}
     return lo, hi
-
-
-def _load_adapter(model: Any, adapter: str, *, merge: bool) -> Any:
-    try:
-        from peft import PeftModel
-    except ImportError as e:  # pragma: no cover - peft is a core dependency of the LLM extra
-        from mmrank.errors import MissingDependencyError
-
-        raise MissingDependencyError("loading a LoRA adapter needs peft: pip install 'mmrank[llm]'") from e
-    check_source(adapter, "adapter")
-    with model_errors(adapter, what="adapter", catch=(OSError, ValueError)):
-        peft_model = PeftModel.from_pretrained(model, adapter)
-    return peft_model.merge_and_unload() if merge else peft_model
 
 
 def is_vlm(model: str, *, trust_remote_code: bool = False) -> bool:
