@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     from mmrank.cli import cir
 
     cir.add_bench_parsers(bsub)
+    from mmrank.cli import serve
+
+    serve.add_parsers(sub)
+    serve.extend_parsers(sub)
     return p
 
 
