@@ -49,7 +49,7 @@ async function run(ev) {
 }
 function render(data, ms) {
   const p = data.provenance;
-  $('#status').textContent = `${data.hits.length} results for a ${data.modality} query in ${ms.toFixed(0)} ms` +
+  $('#status').textContent = `${data.hits.length} results for ${data.modality === 'image' ? 'an' : 'a'} ${data.modality} query in ${ms.toFixed(0)} ms` +
     ` \\u00b7 ${p.stage}` + (p.fallbacks.length ? ` \\u00b7 fallbacks: ${p.fallbacks.join('; ')}` : '');
   $('#results').innerHTML = data.hits.map((h) => {
     const page = h.page ? `<span class="badge">p. ${h.page.page}</span>` : '';
