@@ -37,7 +37,7 @@ def test_results_page_in_chromium(server, image_index, tmp_path):
             page.fill("#text", "")
             page.set_input_files("#file", str(image_index.parent / "photos" / "rocket.jpg"))
             page.click("#go")
-            page.wait_for_function("document.querySelector('#status').innerText.includes("an image query")")
+            page.wait_for_function("document.querySelector('#status').innerText.includes('an image query')")
             first = page.locator(".card .id").first.inner_text()
             assert "rocket.jpg" in first
             page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
