@@ -140,7 +140,7 @@ def cmd_rerank_ray(args: argparse.Namespace, local: Any) -> int:
 
 
 def extend_parsers(subparsers: Any) -> None:
-    """Give ``mmrank index`` text corpora (BM25 / dense) and ``--engine ray``; give ``mmrank rerank`` ``--engine ray``."""
+    """Give ``mmrank index`` text corpora (BM25 / dense) and ``--engine ray``; ``mmrank rerank`` ``--engine ray``."""
     choices = subparsers.choices
     if "index" in choices:
         p = choices["index"]

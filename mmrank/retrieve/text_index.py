@@ -43,7 +43,9 @@ class TextIndexReport:
 
 
 def _items_jsonl(corpus: Corpus) -> bytes:
-    lines = [json.dumps({"id": it.id, "title": it.title, "text": it.text}, ensure_ascii=False) for it in corpus.values()]
+    lines = [
+        json.dumps({"id": it.id, "title": it.title, "text": it.text}, ensure_ascii=False) for it in corpus.values()
+    ]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 

@@ -30,7 +30,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None
     try:
         import ray
     except ImportError as e:  # pragma: no cover - ray is a declared extra
-        raise MissingDependencyError("--engine ray needs Ray: pip install 'mmrank[serve]'") from e
+        raise MissingDependencyError("--engine ray needs Ray: pip install 'mmrank[scale]'") from e
     if ray.is_initialized():
         return
     import ray.data
@@ -215,11 +215,11 @@ def rerank_ray(
     for n, r in enumerate(run.values()):
         res = results[n]
         items = {h.id: h.item for h in r.hits}
-        hits = [Hit(i, float(s), items.get(i)) for i, s in res["hits"]]
+        new_hits = [Hit(i, float(s), items.get(i)) for i, s in res["hits"]]
         rankings.append(
             Ranking(
                 r.query_id,
-                hits,
+                new_hits,
                 stage=res["stage"],
                 model_calls=res["model_calls"],
                 fallbacks=res["fallbacks"],

@@ -17,10 +17,10 @@ import dataclasses
 import io
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
@@ -140,7 +140,7 @@ class Service:
         self.collection, self.index_dir, self.reranker = collection, index_dir, reranker
         self.reranker_name = reranker_name
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmrank-model")
-        kw = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue, "executor": self.executor}
+        kw: dict[str, Any] = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue, "executor": self.executor}
         self.search_batcher: MicroBatcher[SearchJob, Ranking] = MicroBatcher(self._search_batch, **kw)
         self.rerank_batcher: MicroBatcher[RerankJob, Ranking] = MicroBatcher(self._rerank_batch, **kw)
 
@@ -182,7 +182,7 @@ class Service:
         return [r.resolve() for r in roots]
 
     def image_of(self, item_id: str) -> Any:
-        """The image of ``item_id``: a path confined to the index's folders (symlinks resolved), bytes or a PIL image."""
+        """``item_id``'s image: a path confined to the index's folders (symlinks resolved), bytes or a PIL image."""
         if self.collection is None:
             raise ServeError(404, "this service has no index")
         try:
@@ -252,9 +252,7 @@ def create_app(
 
         collection = open_index(d, **({"device": device} if device else {}))
     rr, rr_name = _build_reranker(reranker, model, reranker_options)
-    svc = Service(
-        collection, d, rr, rr_name, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue
-    )
+    svc = Service(collection, d, rr, rr_name, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -281,11 +279,11 @@ def create_app(
     async def guard(request: Request, call_next: Any) -> Any:
         if api_key is not None and request.url.path != "/healthz":
             given = _read_key(request)
-            if request.url.path == "/" and request.query_params.get("api_key"):
-                if secrets.compare_digest(request.query_params["api_key"].encode(), api_key.encode()):
-                    resp = RedirectResponse("/", status_code=303)
-                    resp.set_cookie("mmrank_key", api_key, httponly=True, samesite="strict")
-                    return resp
+            link_key = request.query_params.get("api_key") if request.url.path == "/" else None
+            if link_key and secrets.compare_digest(link_key.encode(), api_key.encode()):
+                resp = RedirectResponse("/", status_code=303)
+                resp.set_cookie("mmrank_key", api_key, httponly=True, samesite="strict")
+                return resp
             if given is None or not secrets.compare_digest(given.encode(), api_key.encode()):
                 return error(401, "missing or wrong API key (Authorization: Bearer KEY or X-API-Key: KEY)")
         length = request.headers.get("content-length")
@@ -358,10 +356,10 @@ def create_app(
 
     @app.post("/search")
     async def search(
-        text: str | None = Form(None, description="query text (with an image: the modification text)"),
-        image: UploadFile | None = File(None, description="query image"),
-        k: int = Form(10, ge=1, le=MAX_K),
-        rerank: bool = Form(False, description="rerank the hits with the service's reranker"),
+        text: Annotated[str | None, Form(description="query text (with an image: the modification text)")] = None,
+        image: Annotated[UploadFile | None, File(description="query image")] = None,
+        k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
+        rerank: Annotated[bool, Form(description="rerank the hits with the service's reranker")] = False,
     ) -> dict[str, Any]:
         """Search the index with text, an uploaded image, or both (a composed query)."""
         if svc.collection is None:
@@ -465,4 +463,3 @@ def create_app(
         )
 
     return app
-

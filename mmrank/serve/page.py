@@ -49,7 +49,8 @@ async function run(ev) {
 }
 function render(data, ms) {
   const p = data.provenance;
-  $('#status').textContent = `${data.hits.length} results for ${data.modality === 'image' ? 'an' : 'a'} ${data.modality} query in ${ms.toFixed(0)} ms` +
+  const an = data.modality === 'image' ? 'an' : 'a';
+  $('#status').textContent = `${data.hits.length} results for ${an} ${data.modality} query in ${ms.toFixed(0)} ms` +
     ` \\u00b7 ${p.stage}` + (p.fallbacks.length ? ` \\u00b7 fallbacks: ${p.fallbacks.join('; ')}` : '');
   $('#results').innerHTML = data.hits.map((h) => {
     const page = h.page ? `<span class="badge">p. ${h.page.page}</span>` : '';
@@ -88,9 +89,7 @@ def render_page(*, kind: str | None, index: str | None, reranker: str | None, ca
         )
         if x
     )
-    rerank = (
-        '<label><input type="checkbox" id="rerank" name="rerank" value="true"> rerank</label>' if reranker else ""
-    )
+    rerank = '<label><input type="checkbox" id="rerank" name="rerank" value="true"> rerank</label>' if reranker else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>mmrank search</title><style>{_CSS}</style></head>

@@ -85,7 +85,7 @@ def test_search_with_rerank_and_rerank_endpoint(server):
         json={"query": "dogs", "documents": [{"text": d} for d in docs], "return_documents": False},
         headers=KEY,
     )
-    assert [x["index"] for x in r.json()["results"]][0] == 0 and "document" not in r.json()["results"][0]
+    assert r.json()["results"][0]["index"] == 0 and "document" not in r.json()["results"][0]
 
 
 def test_thumbnails_and_confinement(server, image_index):
