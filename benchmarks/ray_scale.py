@@ -94,6 +94,7 @@ def main() -> None:
             f"| {name} | {secs:.1f} | {args.docs / secs:.1f} | {'' if name == 'single process' else f'{over:+.1f} s'}"
             f" | {'yes' if same else 'NO'} |"
         )
+    lines += ["", f"Load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}"]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -140,7 +140,8 @@ class Service:
         self.collection, self.index_dir, self.reranker = collection, index_dir, reranker
         self.reranker_name = reranker_name
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmrank-model")
-        kw: dict[str, Any] = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue, "executor": self.executor}
+        kw: dict[str, Any] = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue}
+        kw["executor"] = self.executor
         self.search_batcher: MicroBatcher[SearchJob, Ranking] = MicroBatcher(self._search_batch, **kw)
         self.rerank_batcher: MicroBatcher[RerankJob, Ranking] = MicroBatcher(self._rerank_batch, **kw)
 
