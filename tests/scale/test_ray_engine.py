@@ -43,7 +43,7 @@ def test_ray_index_equals_the_single_process_index(ray_runtime, corpus, tmp_path
     from mmrank.retrieve.text_index import TextSearch, index_corpus
 
     index_corpus(corpus, tmp_path / "local", retriever="dense")
-    rep = index_corpus(corpus, tmp_path / "ray", retriever="dense", engine="ray", workers=2, batch_size=3)
+    rep = index_corpus(corpus, tmp_path / "ray", retriever="dense", engine="ray", workers=1, batch_size=4)
     assert rep.count == len(TEXTS)
     a, b = TextSearch(tmp_path / "local"), TextSearch(tmp_path / "ray")
     assert a.index.ids == b.index.ids  # type: ignore[attr-defined]
