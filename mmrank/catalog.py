@@ -243,4 +243,9 @@ COLLECTIONS = [
     Entry("collection", "mmrank_pages.json", "mmrank.docs.index:PageCollection", summary="PDF page index"),
 ]
 
-ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS + CIR + COLLECTIONS
+# --- serve / scale-out (issue 9): the text-corpus index family ---------------------------------------
+SERVE = [
+    Entry("collection", "mmrank_text.json", "mmrank.retrieve.text_index:TextSearch", summary="text corpus index"),
+]
+
+ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS + CIR + COLLECTIONS + SERVE

@@ -49,8 +49,11 @@ class PageRef:
             raise ValueError(f"page numbers are 1-based, got {self.page}")
 
 
-def load_image(source: ImageSource, *, mode: str = "RGB") -> PILImage.Image:
+def load_image(source: ImageSource, *, mode: str = "RGB", max_pixels: int | None = None) -> PILImage.Image:
     """Decode an image from a path, bytes or a PIL image, converted to ``mode``.
+
+    ``max_pixels`` lowers the decompression-bomb limit (:data:`MAX_IMAGE_PIXELS`) for untrusted input, e.g. uploads
+    to the service; the size is checked from the header, before any pixel is decoded.
 
     Handles palette, alpha, CMYK and 16-bit images; raises :class:`ImageLoadError` on a zero-byte,
     corrupt, truncated file or a decompression bomb. Pillow's process-wide ``ImageFile.LOAD_TRUNCATED_IMAGES`` is
@@ -83,8 +86,11 @@ def load_image(source: ImageSource, *, mode: str = "RGB") -> PILImage.Image:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(data)
-                if img.width * img.height > MAX_IMAGE_PIXELS:
-                    raise ImageLoadError(f"{name}: {img.width}x{img.height} exceeds the decompression-bomb limit")
+                limit = min(MAX_IMAGE_PIXELS, max_pixels) if max_pixels else MAX_IMAGE_PIXELS
+                if img.width * img.height > limit:
+                    raise ImageLoadError(
+                        f"{name}: {img.width}x{img.height} exceeds the {limit}-pixel decompression-bomb limit"
+                    )
                 img.load()
                 img = ImageOps.exif_transpose(img)  # camera photos: honour the EXIF orientation tag
         except ImageLoadError:

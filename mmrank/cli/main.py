@@ -190,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_parsers(sub)
     docs.add_bench_parsers(bsub)
     train.add_parsers(sub)
+    from mmrank.cli import serve
+
+    serve.add_parsers(sub)
+    serve.extend_parsers(sub)
     return p
 
 

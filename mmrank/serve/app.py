@@ -1,0 +1,466 @@
+"""The HTTP service: FastAPI over any index :func:`mmrank.collection.open_index` opens, plus any registered reranker.
+
+Endpoints: ``POST /search`` (text, image upload or both), ``POST /rerank`` (the ``query, documents, top_n ->
+results[{index, relevance_score, document}]`` shape of common rerank services), ``POST /ask`` (only when the
+collection has an ``ask`` method), ``GET /`` (results page), ``GET /image/{id}`` (thumbnails and page images, only
+from inside the index's folders), ``GET /item/{id}``, ``GET /healthz`` and FastAPI's OpenAPI schema and docs.
+
+Models load once in :func:`create_app`; search and rerank requests go through a :class:`MicroBatcher` each, so
+concurrent requests share one model call. With an API key every path but ``/healthz`` needs it
+(``Authorization: Bearer KEY``, ``X-API-Key: KEY``, or the cookie ``GET /?api_key=KEY`` sets for the page).
+Every error is JSON ``{"error": message}`` with its status code; a stack trace never leaves the process.
+"""
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import io
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mmrank.errors import ImageLoadError, MmrankError
+from mmrank.serve.batcher import MicroBatcher, Overloaded
+from mmrank.types import Hit, Item, Query, Ranking, Run, load_image
+
+log = logging.getLogger("mmrank.serve")
+
+DEFAULT_MAX_UPLOAD = 10 << 20  # bytes of one uploaded image
+DEFAULT_MAX_PIXELS = 40_000_000  # pixels of one uploaded image (below the load_image decompression-bomb limit)
+MAX_K = 1000
+MAX_DOCUMENTS = 1000
+THUMB_SIZES = (128, 256, 512, 1024, 2048)
+
+
+class ServeError(Exception):
+    """An error the service answers with ``status`` and a one-line ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class RerankRequest(BaseModel):
+    """The request of common rerank services (Cohere ``/v1/rerank``, Jina ``/v1/rerank``)."""
+
+    query: str = Field(min_length=1)
+    documents: list[str | dict[str, Any]] = Field(min_length=1, max_length=MAX_DOCUMENTS)
+    top_n: int | None = Field(None, ge=1)
+    return_documents: bool = True
+    model: str | None = None
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1)
+    k: int = Field(5, ge=1, le=100)
+
+
+@dataclass
+class SearchJob:
+    query: Query
+    k: int
+    rerank: bool
+
+
+@dataclass
+class RerankJob:
+    query: str
+    documents: list[str]
+    top_n: int | None
+
+
+def _json_safe(obj: Any) -> Any:
+    from mmrank.cli.common import json_safe
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (bytes, bytearray)):
+        return None
+    return json_safe(obj)
+
+
+def _snippet(text: str | None, n: int = 300) -> str | None:
+    if not text:
+        return None
+    return text if len(text) <= n else text[: n - 1].rstrip() + "\u2026"
+
+
+def hit_json(rank: int, h: Hit) -> dict[str, Any]:
+    """One hit as JSON: id, score, modality, page reference, a text snippet and the image route when it has one."""
+    it = h.item
+    out: dict[str, Any] = {"rank": rank, "id": h.id, "score": float(h.score)}
+    if it is None:
+        return out
+    out["modality"] = it.modality
+    out["title"] = it.title
+    out["text"] = _snippet(it.text)
+    out["page"] = {"doc_id": it.page.doc_id, "page": it.page.page} if it.page else None
+    out["image_url"] = f"/image/{quote(h.id, safe='')}" if it.image is not None else None
+    return out
+
+
+def ranking_json(r: Ranking, k: int) -> dict[str, Any]:
+    return {
+        "query_id": r.query_id,
+        "hits": [hit_json(i, h) for i, h in enumerate(r.hits[:k], 1)],
+        "provenance": {"stage": r.stage, "model_calls": r.model_calls, "fallbacks": list(r.fallbacks)},
+    }
+
+
+class Service:
+    """What the app holds: the opened collection, the reranker, and the batched model calls."""
+
+    def __init__(
+        self,
+        collection: Any,
+        index_dir: Path | None,
+        reranker: Any,
+        reranker_name: str | None,
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        max_queue: int,
+    ) -> None:
+        self.collection, self.index_dir, self.reranker = collection, index_dir, reranker
+        self.reranker_name = reranker_name
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmrank-model")
+        kw: dict[str, Any] = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue}
+        kw["executor"] = self.executor
+        self.search_batcher: MicroBatcher[SearchJob, Ranking] = MicroBatcher(self._search_batch, **kw)
+        self.rerank_batcher: MicroBatcher[RerankJob, Ranking] = MicroBatcher(self._rerank_batch, **kw)
+
+    # model calls: always on the one model thread
+    def _search_batch(self, jobs: list[SearchJob]) -> list[Ranking]:
+        c = self.collection
+        depth = max(j.k for j in jobs)
+        if hasattr(c, "search_batch") and all(j.query.image is None for j in jobs):
+            rankings = list(c.search_batch([j.query for j in jobs], depth))
+        else:
+            rankings = [c.search(j.query, depth) for j in jobs]
+        rankings = [r.top(j.k) for r, j in zip(rankings, jobs, strict=True)]
+        todo = [n for n, j in enumerate(jobs) if j.rerank]
+        if todo:
+            keyed = [(f"__{n}", rankings[n], jobs[n].query) for n in todo]
+            run = Run(dataclasses.replace(r, query_id=key) for key, r, _ in keyed)
+            queries = [dataclasses.replace(q, id=key) for key, _, q in keyed]
+            out = self.reranker.rerank(queries, run)
+            for n, (key, r, q) in zip(todo, keyed, strict=True):
+                rankings[n] = dataclasses.replace(out[key], query_id=r.query_id, query=q)
+        return rankings
+
+    def _rerank_batch(self, jobs: list[RerankJob]) -> list[Ranking]:
+        queries, rankings = [], []
+        for n, j in enumerate(jobs):
+            key = f"__{n}"
+            queries.append(Query(key, text=j.query))
+            hits = [Hit(str(i), 0.0, Item(str(i), text=d)) for i, d in enumerate(j.documents)]
+            rankings.append(Ranking(key, hits))
+        out = self.reranker.rerank(queries, Run(rankings))
+        return [out[f"__{n}"] for n in range(len(jobs))]
+
+    # files
+    def allowed_roots(self) -> list[Path]:
+        roots = [self.index_dir] if self.index_dir is not None else []
+        root = getattr(self.collection, "root", None)
+        if root is not None:
+            roots.append(Path(root))
+        return [r.resolve() for r in roots]
+
+    def image_of(self, item_id: str) -> Any:
+        """``item_id``'s image: a path confined to the index's folders (symlinks resolved), bytes or a PIL image."""
+        if self.collection is None:
+            raise ServeError(404, "this service has no index")
+        try:
+            item = self.collection.item(item_id)
+        except (MmrankError, KeyError, ValueError):
+            raise ServeError(404, f"no item {item_id!r}") from None
+        src = item.image
+        if src is None:
+            raise ServeError(404, f"item {item_id!r} has no image")
+        if isinstance(src, (str, Path)):
+            try:
+                real = Path(src).resolve(strict=True)
+            except (OSError, RuntimeError):
+                raise ServeError(404, f"no image for item {item_id!r}") from None
+            if not any(real.is_relative_to(r) for r in self.allowed_roots()):
+                raise ServeError(403, "that file is outside the index's folders")
+            if not real.is_file():
+                raise ServeError(404, f"no image for item {item_id!r}")
+            return real
+        return src
+
+
+def _read_key(request: Any) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return str(auth[7:].strip())
+    return request.headers.get("x-api-key") or request.cookies.get("mmrank_key")
+
+
+def _build_reranker(reranker: Any, model: str | None, options: dict[str, Any] | None) -> tuple[Any, str | None]:
+    if reranker is None or not isinstance(reranker, str):
+        return reranker, getattr(reranker, "name", None) if reranker is not None else None
+    from mmrank.cli.common import build
+
+    kw = dict(options or {})
+    if model:
+        kw["model"] = model
+    return build("reranker", reranker, kw), reranker
+
+
+def create_app(
+    index_dir: str | Path | None = None,
+    *,
+    reranker: Any = None,
+    model: str | None = None,
+    reranker_options: dict[str, Any] | None = None,
+    api_key: str | None = None,
+    collection: Any = None,
+    device: str | None = None,
+    max_batch: int = 16,
+    max_wait_ms: float = 5.0,
+    max_queue: int = 256,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Any:
+    """A FastAPI app serving ``index_dir`` (opened once with :func:`~mmrank.collection.open_index`, or pass an
+    opened ``collection``) and ``reranker`` (a registry name with ``model`` / ``reranker_options``, or an instance).
+
+    ``max_batch=1`` turns micro-batching off (one request per model call); ``api_key`` protects every path but
+    ``/healthz``. Uploads above ``max_upload_bytes`` answer 413, images above ``max_pixels`` 413 too.
+    """
+    from mmrank.serve.page import render_page
+
+    d = Path(index_dir) if index_dir is not None else None
+    if collection is None and d is not None:
+        from mmrank.collection import open_index
+
+        collection = open_index(d, **({"device": device} if device else {}))
+    rr, rr_name = _build_reranker(reranker, model, reranker_options)
+    svc = Service(collection, d, rr, rr_name, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await svc.search_batcher.start()
+        await svc.rerank_batcher.start()
+        try:
+            yield
+        finally:
+            await svc.search_batcher.stop()
+            await svc.rerank_batcher.stop()
+            svc.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="mmrank",
+        summary="Multimodal search and reranking over an mmrank index",
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Any:
+        if api_key is not None and request.url.path != "/healthz":
+            given = _read_key(request)
+            link_key = request.query_params.get("api_key") if request.url.path == "/" else None
+            if link_key and secrets.compare_digest(link_key.encode(), api_key.encode()):
+                resp = RedirectResponse("/", status_code=303)
+                resp.set_cookie("mmrank_key", api_key, httponly=True, samesite="strict")
+                return resp
+            if given is None or not secrets.compare_digest(given.encode(), api_key.encode()):
+                return error(401, "missing or wrong API key (Authorization: Bearer KEY or X-API-Key: KEY)")
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > max_upload_bytes + (64 << 10)
+            except ValueError:
+                return error(400, "bad Content-Length header")
+            if too_big:
+                return error(413, f"request body larger than {max_upload_bytes} bytes")
+        try:
+            return await call_next(request)
+        except Exception:  # last resort: log it, answer JSON, never a trace
+            log.exception("unhandled error on %s", request.url.path)
+            return error(500, "internal error (see the server log)")
+
+    @app.exception_handler(ServeError)
+    async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
+        return error(exc.status, exc.message)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        return error(503, str(exc))
+
+    @app.exception_handler(MmrankError)
+    async def _mmrank_error(request: Request, exc: MmrankError) -> JSONResponse:
+        return error(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return error(422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        msg = exc.detail if isinstance(exc.detail, str) else "error"
+        return error(exc.status_code, f"{request.url.path}: {msg}" if exc.status_code == 404 else msg)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        """Liveness: always open, even with an API key."""
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        """What this service serves."""
+        c = svc.collection
+        return {
+            "collection": getattr(c, "kind", None),
+            "index_dir": str(d) if d else None,
+            "reranker": svc.reranker_name,
+            "can_ask": hasattr(c, "ask"),
+            "micro_batch": {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue},
+        }
+
+    async def read_upload(image: UploadFile) -> Any:
+        data = await image.read(max_upload_bytes + 1)
+        if len(data) > max_upload_bytes:
+            raise ServeError(413, f"image upload larger than {max_upload_bytes} bytes")
+        if not data:
+            raise ServeError(400, "the uploaded image is empty")
+        try:
+            return load_image(data, max_pixels=max_pixels)
+        except ImageLoadError as e:
+            status = 413 if "limit" in str(e) or "bomb" in str(e) else 400
+            raise ServeError(status, f"uploaded image: {e}") from None
+
+    @app.post("/search")
+    async def search(
+        text: Annotated[str | None, Form(description="query text (with an image: the modification text)")] = None,
+        image: Annotated[UploadFile | None, File(description="query image")] = None,
+        k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
+        rerank: Annotated[bool, Form(description="rerank the hits with the service's reranker")] = False,
+    ) -> dict[str, Any]:
+        """Search the index with text, an uploaded image, or both (a composed query)."""
+        if svc.collection is None:
+            raise ServeError(404, "this service has no index; /rerank only")
+        if rerank and svc.reranker is None:
+            raise ServeError(400, "rerank=true but the service has no reranker (start it with --reranker)")
+        text = text if text and text.strip() else None
+        pil = await read_upload(image) if image is not None and image.filename else None
+        if text is None and pil is None:
+            raise ServeError(422, "give a query text, an image, or both")
+        q = Query("query", text=text, image=pil, meta={"label": image.filename if image and pil else "text"})
+        r = await svc.search_batcher.submit(SearchJob(q, k, rerank))
+        return {"modality": q.modality, "collection": getattr(svc.collection, "kind", None), **ranking_json(r, k)}
+
+    @app.post("/rerank")
+    async def rerank_docs(body: RerankRequest) -> dict[str, Any]:
+        """Rerank ``documents`` for ``query`` (Cohere / Jina request and response shape)."""
+        if svc.reranker is None:
+            raise ServeError(400, "the service has no reranker (start it with --reranker NAME)")
+        if body.model and svc.reranker_name and body.model not in (svc.reranker_name, model):
+            raise ServeError(400, f"this service reranks with {svc.reranker_name!r}, not {body.model!r}")
+        docs = []
+        for n, doc in enumerate(body.documents):
+            t = doc if isinstance(doc, str) else doc.get("text")
+            if not isinstance(t, str):
+                raise ServeError(422, f"documents[{n}] has no text")
+            docs.append(t)
+        r = await svc.rerank_batcher.submit(RerankJob(body.query, docs, body.top_n))
+        hits = r.hits[: body.top_n] if body.top_n else r.hits
+        results = []
+        for h in hits:
+            i = int(h.id)
+            res: dict[str, Any] = {"index": i, "relevance_score": float(h.score)}
+            if body.return_documents:
+                res["document"] = {"text": docs[i]}
+            results.append(res)
+        return _json_safe(
+            {
+                "model": svc.reranker_name,
+                "results": results,
+                "meta": {"stage": r.stage, "model_calls": r.model_calls, "fallbacks": list(r.fallbacks)},
+            }
+        )
+
+    if hasattr(svc.collection, "ask"):
+
+        @app.post("/ask")
+        async def ask(body: AskRequest) -> Any:
+            """Answer a question from the indexed pages, with the pages cited."""
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            ans = await loop.run_in_executor(svc.executor, lambda: svc.collection.ask(body.question, k=body.k))
+            return _json_safe(ans)
+
+    @app.get("/item/{item_id:path}")
+    async def item(item_id: str) -> dict[str, Any]:
+        """One item's text, page reference and image route."""
+        if svc.collection is None:
+            raise ServeError(404, "this service has no index")
+        try:
+            it = svc.collection.item(item_id)
+        except (MmrankError, KeyError, ValueError):
+            raise ServeError(404, f"no item {item_id!r}") from None
+        out = hit_json(0, Hit(it.id, 0.0, it))
+        out.pop("rank"), out.pop("score")
+        out["text"] = it.text
+        return out
+
+    @app.get("/image/{item_id:path}")
+    async def image_route(item_id: str, size: int = 256) -> Response:
+        """An item's image as a JPEG thumbnail no larger than ``size`` (128 ... 2048) pixels on a side."""
+        import asyncio
+
+        if size not in THUMB_SIZES:
+            raise ServeError(422, f"size must be one of {', '.join(map(str, THUMB_SIZES))}")
+        src = svc.image_of(item_id)
+
+        def thumb() -> bytes:
+            img = load_image(src, max_pixels=max_pixels if not isinstance(src, Path) else None)
+            img.thumbnail((size, size))
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=85)
+            return buf.getvalue()
+
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(None, thumb)
+        except ImageLoadError as e:
+            raise ServeError(422, f"item {item_id!r}: {e}") from None
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        """The results page: a search box, an image upload, results as thumbnails with scores."""
+        c = svc.collection
+        return render_page(
+            kind=getattr(c, "kind", None),
+            index=d.name if d else None,
+            reranker=svc.reranker_name,
+            can_ask=hasattr(c, "ask"),
+        )
+
+    return app
