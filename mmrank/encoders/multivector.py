@@ -25,7 +25,10 @@ import numpy as np
 from mmrank.errors import ContextLengthError, DataFormatError, ImageLoadError, ModelLoadError
 from mmrank.types import Item, Query
 
-_FAMILIES = {"colpali": ("ColPaliForRetrieval", "ColPaliProcessor"), "colqwen2": ("ColQwen2ForRetrieval", "ColQwen2Processor")}
+_FAMILIES = {
+    "colpali": ("ColPaliForRetrieval", "ColPaliProcessor"),
+    "colqwen2": ("ColQwen2ForRetrieval", "ColQwen2Processor"),
+}
 
 
 def detect_family(model: str) -> str | None:
@@ -90,7 +93,8 @@ class MultiVectorEncoder:
     def _forward(self, batch: Any) -> list[np.ndarray]:
         torch = self._torch
         mask = batch["attention_mask"].bool()
-        inputs = {k: v.to(self.device) for k, v in batch.items() if k not in ("labels", "token_type_ids")}
+        drop = ("labels",) if self.family == "colpali" else ("labels", "token_type_ids")  # PaliGemma: prefix mask
+        inputs = {k: v.to(self.device) for k, v in batch.items() if k not in drop}
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         with torch.inference_mode():

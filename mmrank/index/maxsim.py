@@ -178,7 +178,9 @@ class MultiVectorIndex:
             offsets = np.concatenate([[0], np.cumsum(ends - starts)])
         out = np.empty((len(qs), len(offsets) - 1), dtype=np.float32)
         for b in range(0, len(qs), self.query_batch):
-            out[b : b + self.query_batch] = _maxsim_block(qs[b : b + self.query_batch], tokens, offsets, self.chunk_tokens)
+            out[b : b + self.query_batch] = _maxsim_block(
+                qs[b : b + self.query_batch], tokens, offsets, self.chunk_tokens
+            )
         return out
 
     def search(
@@ -294,7 +296,9 @@ class MultiVectorIndex:
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, *, verify: bool = True, manifest_name: str = store.MANIFEST) -> MultiVectorIndex:
+    def load(
+        cls, directory: str | Path, *, verify: bool = True, manifest_name: str = store.MANIFEST
+    ) -> MultiVectorIndex:
         d = Path(directory)
         m = store.read_manifest(d, verify=verify, name=manifest_name, required=("tokens", "offsets", "ids"))
         return cls.from_manifest(d, m)
