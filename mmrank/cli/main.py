@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         vision.add_parsers(sub)
         if hasattr(vision, "add_bench_parsers"):
             vision.add_bench_parsers(bsub)
-    from mmrank.cli import cir
+    from mmrank.cli import cir, maxsim
+
+    maxsim.add_parsers(sub)
 
     cir.add_bench_parsers(bsub)
     return p

@@ -53,7 +53,7 @@ class MultiVectorEncoder:
     [gap: neither paper states a query cap; default: the text model's ``max_position_embeddings``].
     """
 
-    family: ClassVar[str] = ""
+    default_family: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -70,10 +70,10 @@ class MultiVectorEncoder:
 
         from mmrank.llm import loading
 
-        fam = family or self.family or detect_family(model)
+        fam = family or self.default_family or detect_family(model)
         if fam not in _FAMILIES:
             raise DataFormatError(f"unknown multi-vector family {fam!r}; use one of {', '.join(_FAMILIES)}")
-        self.family = fam
+        self.family: str = fam
         import transformers
 
         model_cls, proc_cls = (getattr(transformers, n) for n in _FAMILIES[fam])
@@ -176,13 +176,13 @@ def load_images(items: Sequence[Item]) -> tuple[list[Any], list[tuple[str, str]]
 class ColPaliEncoder(MultiVectorEncoder):
     """ColPali (PaliGemma-3B, arXiv 2407.01449) via ``ColPaliForRetrieval``; e.g. ``vidore/colpali-v1.3-hf``."""
 
-    family = "colpali"
+    default_family = "colpali"
 
 
 class ColQwen2Encoder(MultiVectorEncoder):
     """ColQwen2 (Qwen2-VL-2B, ColPali paper's family) via ``ColQwen2ForRetrieval``; e.g. ``vidore/colqwen2-v1.0-hf``."""
 
-    family = "colqwen2"
+    default_family = "colqwen2"
 
 
 def get_multivector_encoder(name: str, model: str, **kw: Any) -> MultiVectorEncoder:

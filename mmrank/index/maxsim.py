@@ -29,6 +29,8 @@ and memory-mapped on load. Scores are computed in float32.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -248,16 +250,14 @@ class MultiVectorIndex:
         if self._ann is None or (ann_factory is not None and ann_factory != self._ann_factory):
             self.build_ann(ann_factory)
         index = self._ann
-        try:
+        with contextlib.suppress(RuntimeError):  # RuntimeError: not an IVF index
             faiss.extract_index_ivf(index).nprobe = nprobe
-        except RuntimeError:  # not an IVF index
-            pass
         qs = self._check_queries(queries)
         flat = np.ascontiguousarray(np.concatenate(qs))
         _, tok = index.search(flat, min(int(token_k), index.ntotal))
         bounds = np.cumsum([0] + [q.shape[0] for q in qs])
         out = []
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for a, b in itertools.pairwise(bounds):
             t = tok[a:b].ravel()
             t = t[t >= 0]
             out.append(np.unique(np.searchsorted(self.offsets, t, side="right") - 1))
