@@ -60,8 +60,11 @@ def pool_tokens(tokens: np.ndarray, pool_factor: int) -> np.ndarray:
 
     x = np.asarray(tokens, dtype=np.float64)
     labels = fcluster(linkage(x, method="ward"), t=n_clusters, criterion="maxclust")
-    out = np.stack([x[labels == c].mean(axis=0) for c in np.unique(labels)])
-    return out.astype(np.float32)
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    counts = np.diff(np.r_[starts, m])
+    return (np.add.reduceat(x[order], starts, axis=0) / counts[:, None]).astype(np.float32)
 
 
 class MultiVectorIndex:
@@ -175,9 +178,9 @@ class MultiVectorIndex:
         else:
             items = np.asarray(items, dtype=np.int64)
             starts, ends = self.offsets[items], self.offsets[items + 1]
-            idx = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-            tokens = self.tokens[idx]
             offsets = np.concatenate([[0], np.cumsum(ends - starts)])
+            idx = np.repeat(starts - offsets[:-1], ends - starts) + np.arange(offsets[-1])  # rows of those items
+            tokens = self.tokens[idx]
         out = np.empty((len(qs), len(offsets) - 1), dtype=np.float32)
         for b in range(0, len(qs), self.query_batch):
             out[b : b + self.query_batch] = _maxsim_block(
@@ -214,11 +217,14 @@ class MultiVectorIndex:
                 out_i.append(self._id_array[top].tolist())
             return out_s, out_i
         cands = self.candidates(qs, token_k=token_k, nprobe=nprobe, ann_factory=ann_factory)
-        for q, c in zip(qs, cands, strict=True):
-            row = self.scores([q], c)[0]
-            top = _topk(row, k)
-            out_s.append(row[top])
-            out_i.append(self._id_array[c[top]].tolist())
+        for b in range(0, len(qs), self.query_batch):  # one exact pass over the batch's union of candidates
+            union = np.unique(np.concatenate(cands[b : b + self.query_batch]))
+            block = self.scores(qs[b : b + self.query_batch], union)
+            for row_all, c in zip(block, cands[b : b + self.query_batch], strict=True):
+                row = row_all[np.searchsorted(union, c)]
+                top = _topk(row, k)
+                out_s.append(row[top])
+                out_i.append(self._id_array[c[top]].tolist())
         return out_s, out_i
 
     # --- approximate candidate generation -------------------------------------------------------------
