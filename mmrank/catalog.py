@@ -266,14 +266,16 @@ LATE_INTERACTION: list[Entry] = [
     ),
     Entry(
         "encoder",
-        "colqwen2-multivector",
+        "colqwen2",
         "mmrank.encoders.multivector:ColQwen2Encoder",
+        aliases=("colqwen2-multivector",),
         summary="ColQwen2 token matrices (multi-vector: for the maxsim retriever / index, not for dense)",
     ),
     Entry(
         "encoder",
-        "colpali-multivector",
+        "colpali",
         "mmrank.encoders.multivector:ColPaliEncoder",
+        aliases=("colpali-multivector",),
         summary="ColPali token matrices (multi-vector: for the maxsim retriever / index, not for dense)",
     ),
     Entry(
