@@ -22,7 +22,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmrank.errors import ContextLengthError, DataFormatError, ImageLoadError, ModelLoadError
+from mmrank.errors import (
+    ContextLengthError,
+    DataFormatError,
+    ImageLoadError,
+    MissingDependencyError,
+    ModelLoadError,
+)
 from mmrank.types import Item, Query
 
 _FAMILIES = {
@@ -76,7 +82,13 @@ class MultiVectorEncoder:
         self.family: str = fam
         import transformers
 
-        model_cls, proc_cls = (getattr(transformers, n) for n in _FAMILIES[fam])
+        try:
+            model_cls, proc_cls = (getattr(transformers, n) for n in _FAMILIES[fam])
+        except AttributeError as e:
+            raise MissingDependencyError(
+                f"{fam} needs transformers' native {_FAMILIES[fam][0]} (transformers >= 4.53); "
+                f"installed: {transformers.__version__}"
+            ) from e
         self.device = loading.resolve_device(device)
         self.dtype = loading.resolve_dtype(dtype, self.device)
         self.model = loading.load_model(model_cls, str(model), device=self.device, dtype=self.dtype)

@@ -121,6 +121,11 @@ def test_folder_index_cli_and_open_index(models, tmp_path, capsys):
     assert main(["search", str(out), "--text", "a red page", "-k", "3", "--json", "--approximate"]) == 0
     assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == ranking.ids  # 4 pages: full recall
     assert main(["search", str(out), "--image", str(folder / "empty.png")]) == 2
+    from mmrank.encoders.multivector import ColPaliEncoder
+    from mmrank.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match="does not match"):  # a second model cannot query this index
+        MaxSimCollection(out, encoder=ColPaliEncoder(models["colpali"]))
     assert main([*argv[:-2], "--out", str(tmp_path / "idx2"), "--model", str(tmp_path / "missing")]) == 2
     # pooled index is smaller
     assert main([*argv[:-1], str(tmp_path / "pooled"), "--pool-factor", "2", "--json"]) == 0
