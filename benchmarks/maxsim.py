@@ -169,7 +169,7 @@ def main() -> None:
             "target@1": target_at(base_i, ptargets, 1),
         }
     ]
-    for f in (2, 3, 4):
+    for f in (2, 3):
         t_pool, pooled = timed(lambda f=f: _pooled(pp, ids[: len(pp)], f))
         _, pi = pooled.search(pq, 10)
         pool_rows.append(

@@ -245,7 +245,10 @@ class MaxSimCollection:
         kw = {"device": device} if device else {}
         self._encoder = encoder
         self._encoder_args = (str(spec["family"]), model or str(spec["model"]), kw)
-        self.options = SearchOptions(**search)
+        try:
+            self.options = SearchOptions(**search)
+        except TypeError as e:
+            raise OptionError(f"a MaxSim index takes approximate, token_k, nprobe, ann_factory ({e})") from e
 
     @property
     def encoder(self) -> MultiVectorEncoder:
