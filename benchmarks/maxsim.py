@@ -86,7 +86,11 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--nlist", type=int, default=1024)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "maxsim.md")
+    ap.add_argument("--render", type=Path, help="only re-render the table from this JSON result")
     args = ap.parse_args()
+    if args.render:
+        args.out.write_text(render(json.loads(args.render.read_text()), args))
+        return
     from transformers import ColQwen2Processor
 
     rng = np.random.default_rng(0)
@@ -231,7 +235,7 @@ def render(r: dict, args: argparse.Namespace) -> str:
         f"{full['bytes_per_page'] / 1024:.0f} KiB per page)",
         "",
         f"Exact: {full['exact_qps']:.2f} queries/s, source page ranked first for {full['exact_target@1']:.0%} "
-        "of the queries. faiss `IVF{args.nlist},SQ8` token index built in "
+        f"of the queries. faiss `IVF{args.nlist},SQ8` token index built in "
         f"{full['ann_build_s']:.0f} s.",
         "",
         "| token_k | nprobe | queries/s | speed-up vs exact | recall@10 vs exact | source page @1 | mean candidates |",
