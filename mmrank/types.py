@@ -15,14 +15,23 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 from mmrank.errors import DataFormatError, ImageLoadError
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-ImageSource = Union[str, Path, bytes, "PILImage.Image"]
+
+@runtime_checkable
+class LazyImage(Protocol):
+    """An image made on demand (e.g. a PDF page rendered when first read): :func:`load_image` calls
+    :meth:`load_pil`. Implementations are small, frozen, picklable records (they travel to worker processes)."""
+
+    def load_pil(self) -> PILImage.Image: ...
+
+
+ImageSource = Union[str, Path, bytes, "PILImage.Image", LazyImage]
 
 # Decompression-bomb guard: Pillow warns above this many pixels; we raise.
 MAX_IMAGE_PIXELS = 178_956_970
@@ -56,6 +65,11 @@ def load_image(source: ImageSource, *, mode: str = "RGB") -> PILImage.Image:
     if isinstance(source, Image.Image):
         img = source
         name = "<PIL image>"
+    elif isinstance(source, LazyImage):
+        img = source.load_pil()
+        name = str(source)
+        if img.width * img.height > MAX_IMAGE_PIXELS:
+            raise ImageLoadError(f"{name}: {img.width}x{img.height} exceeds the decompression-bomb limit")
     else:
         name = "<bytes>" if isinstance(source, bytes) else str(source)
         data: Any = io.BytesIO(source) if isinstance(source, bytes) else source

@@ -184,11 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
         vision.add_parsers(sub)
         if hasattr(vision, "add_bench_parsers"):
             vision.add_bench_parsers(bsub)
-    from mmrank.cli import cir, maxsim
-
-    maxsim.add_parsers(sub)
+    from mmrank.cli import cir, docs, maxsim
 
     cir.add_bench_parsers(bsub)
+    docs.add_parsers(sub)
+    docs.add_bench_parsers(bsub)
+    maxsim.add_parsers(sub)
     return p
 
 

@@ -34,8 +34,29 @@ def _encoder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kw
 
 
+def _holds_pdfs(folder: str) -> bool:
+    from pathlib import Path
+
+    p = Path(folder)
+    return p.suffix.lower() == ".pdf" or (p.is_dir() and next(p.rglob("*.pdf"), None) is not None)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from mmrank.vision.index import index_folder
+
+    if _holds_pdfs(args.folder):  # a PDF or a folder of PDFs: a page index (text layer / OCR, BM25 [+ dense])
+        from mmrank.docs.index import index_pdfs
+
+        rep = index_pdfs(
+            args.folder, args.out, encoder=args.text_encoder, overwrite=args.overwrite, progress=not args.json
+        )
+        for w in rep.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"out": str(rep.out_dir), "pages": rep.pages, "skipped": rep.failed}))
+        else:
+            print(rep.summary())
+        return 0
 
     report = index_folder(
         args.folder,
@@ -82,6 +103,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.text
         else Query("query", image=args.image, meta={"label": Path(args.image).name})
     )
+    from pathlib import Path as _P
+
+    if (_P(args.index_dir) / "mmrank_pages.json").is_file():
+        from mmrank.collection import open_index
+
+        ranking = open_index(args.index_dir).search(q, args.k)
+        if args.json:
+            refs = [h.item.page if h.item is not None else None for h in ranking]
+            hits = [
+                {"id": h.id, "score": h.score, "doc": p.doc_id if p else None, "page": p.page if p else None}
+                for h, p in zip(ranking, refs, strict=True)
+            ]
+            print(json.dumps(json_safe({"query": args.text, "hits": hits}), allow_nan=False))
+        else:
+            for r, h in enumerate(ranking, 1):
+                print(f"{r:3d}  {h.score:.4f}  {h.id}")
+        return 0
     engine = ImageSearch(args.index_dir, device=args.device)
     ranking = engine.search(q, args.k, rerank=args.rerank)
     if args.sheet or args.html:
@@ -151,6 +189,11 @@ def add_parsers(subparsers: Any, *, with_bench: bool = False) -> None:
         help="auto (faiss-gpu if present, else exact) | exact | faiss-flat | faiss-hnsw | faiss-ivf",
     )
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument(
+        "--text-encoder",
+        help="PDFs only: also store dense page-text vectors from this encoder (e.g. sentence-transformers) for "
+        "hybrid BM25 + dense search; default BM25 over page text",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",

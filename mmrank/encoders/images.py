@@ -90,6 +90,29 @@ def collate_images(records: list[tuple[int, torch.Tensor | None, str | None]]) -
     return ImageBatch([i for i, _ in good], pixels, failed)
 
 
+def collate_by_shape(records: list[tuple[int, torch.Tensor | None, str | None]]) -> list[ImageBatch]:
+    """Like :func:`collate_images`, one batch per distinct tensor shape (images kept at their own size never
+    need padding, which would change pooled features); failures ride on the first batch."""
+    shapes: dict[tuple[int, ...], list[tuple[int, torch.Tensor | None, str | None]]] = {}
+    failed = [r for r in records if r[1] is None]
+    for r in records:
+        if r[1] is not None:
+            shapes.setdefault(tuple(r[1].shape), []).append(r)
+    groups = [collate_images(g) for g in shapes.values()] or [ImageBatch([], None)]
+    groups[0].failed = [(i, str(err)) for i, _, err in failed]
+    return groups
+
+
+def size_buckets(keys: Sequence[Any], batch_size: int) -> list[list[int]]:
+    """Index batches that never mix two keys (e.g. resized ``(w, h)``); batches follow key order, indices inside
+    a key keep input order. ``None`` keys (size unknown before decoding) form their own batches."""
+    by_key: dict[Any, list[int]] = {}
+    for i, k in enumerate(keys):
+        by_key.setdefault(k, []).append(i)
+    ordered = sorted(by_key.items(), key=lambda kv: (kv[0] is None, repr(kv[0])))
+    return [idx[s : s + batch_size] for _, idx in ordered for s in range(0, len(idx), batch_size)]
+
+
 def image_batches(
     sources: Sequence[ImageSource],
     transform: Transform,
@@ -138,8 +161,13 @@ def encode_image_sources(
     batch_size: int = 32,
     num_workers: int | None = None,
     autocast: bool = True,
+    size_key: Callable[[ImageSource], Any] | None = None,
 ) -> EncodedImages:
     """Decode lazily, batch, run ``forward`` (pixels on ``device`` -> ``(b, dim)``) and L2-normalise.
+
+    ``size_key(source)`` (cheap, e.g. from the file header) buckets sources of one resized size into the same
+    batches, for encoders that keep each image's aspect ratio; a batch that still mixes shapes (a key was
+    ``None`` or wrong) is split by shape, never padded.
 
     On CUDA: pinned host memory, non-blocking copies and ``torch.autocast`` (fp16) when ``autocast``.
     Bad files are skipped and listed in ``warnings``.
@@ -151,8 +179,20 @@ def encode_image_sources(
     ok = np.zeros(n, dtype=bool)
     vecs = np.zeros((n, dim), dtype=np.float32)
     warnings: list[str] = []
+    if size_key is None:
+        loader: Any = image_batches(sources, transform, batch_size=batch_size, num_workers=num_workers, pin_memory=cuda)
+        batches: Iterator[ImageBatch] = iter(loader)
+    else:
+        loader = DataLoader(
+            ImageDataset(sources, transform),
+            batch_sampler=size_buckets([size_key(s) for s in sources], batch_size),
+            num_workers=num_workers,
+            pin_memory=cuda,
+            collate_fn=collate_by_shape,
+        )
+        batches = (b for group in loader for b in group)
     with torch.inference_mode():
-        for batch in image_batches(sources, transform, batch_size=batch_size, num_workers=num_workers, pin_memory=cuda):
+        for batch in batches:
             for _i, msg in batch.failed:
                 warnings.append(f"skipped {msg}")
             if batch.pixels is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -61,6 +61,8 @@ class SentenceTransformerEncoder(Encoder):
     ``query_prefix`` / ``item_prefix`` support instruction-style models (e.g. E5's ``"query: "``).
     """
 
+    registry_name = "sentence-transformers"
+
     def __init__(
         self,
         model: str | None = None,
@@ -85,6 +87,16 @@ class SentenceTransformerEncoder(Encoder):
         self.batch_size, self.query_prefix, self.item_prefix = batch_size, query_prefix, item_prefix
         # progress bars on long work, by default only when a person is watching (stderr is a terminal)
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
+        self._spec = {
+            "model": model,
+            "query_prefix": query_prefix,
+            "item_prefix": item_prefix,
+            "max_length": max_length,
+        }
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor keyword arguments that rebuild this encoder (stored in index manifests)."""
+        return dict(self._spec)
 
     def _encode(self, texts: list[str], batch_size: int | None) -> np.ndarray:
         if not texts:

@@ -15,7 +15,7 @@ Cost per query: one ``M x M`` similarity plus dot products; no local features.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,26 +29,130 @@ from mmrank.types import Hit, Query
 M_DEFAULT, K_DEFAULT, BETA_DEFAULT = 400, 9, 0.15
 
 
-def refine_topm(q: torch.Tensor, xt: torch.Tensor, *, K: int = K_DEFAULT, beta: float = BETA_DEFAULT) -> torch.Tensor:
+def refine_topm(
+    q: torch.Tensor,
+    xt: torch.Tensor,
+    *,
+    K: int = K_DEFAULT,
+    beta: float = BETA_DEFAULT,
+    sim: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Final SuperGlobal scores for queries ``q (B, d)`` and their top-M descriptors ``xt (B, M, d)``.
 
-    Returns ``(B, M)`` scores aligned with ``xt``. ``K + 1`` is capped at ``M``.
+    Returns ``(B, M)`` scores aligned with ``xt``. ``K + 1`` is capped at ``M``. ``sim`` (``(B, M, M)``, optional)
+    is the descriptors' similarity matrix when the caller has it already (see :func:`refine_lists`).
+
+    The refined descriptors are ``X' = D^-1 W X`` with ``W`` the sparse (K+1 non-zeros per row) neighbour-weight
+    matrix and ``D`` its row sums, so every score against them is a sparse product with ``X``'s dot products:
+    ``s1 = D^-1 W (X q)`` and ``s2 = D^-1 W (X q')``. Only the K+1 refined rows that form ``q'`` are materialised;
+    the one dense cost is the ``M x M`` neighbour similarity (the naive form gathers a ``(M, K+1, d)`` tensor).
     """
-    m = xt.shape[1]
+    if sim is None:
+        sim = torch.bmm(xt, xt.transpose(1, 2))  # (B, M, M)
+    d = xt.shape[-1]
+    return _refine(
+        q,
+        sim,
+        dot=lambda v: torch.bmm(xt, v.unsqueeze(-1)).squeeze(-1),
+        take=lambda idx: torch.gather(xt, 1, idx.unsqueeze(-1).expand(-1, -1, d)),
+        K=K,
+        beta=beta,
+    )
+
+
+def _refine(
+    q: torch.Tensor,
+    sim: torch.Tensor,
+    *,
+    dot: Callable[[torch.Tensor], torch.Tensor],
+    take: Callable[[torch.Tensor], torch.Tensor],
+    K: int,
+    beta: float,
+) -> torch.Tensor:
+    """The refinement given each list's similarities ``sim (B, M, M)``, ``dot(v) -> (B, M)`` (descriptor . v for
+    every list entry) and ``take(idx (B, J)) -> (B, J, d)`` (the descriptors at list positions ``idx``)."""
+    b, m = sim.shape[:2]
     k1 = min(K + 1, m)
-    sim = torch.bmm(xt, xt.transpose(1, 2))  # (B, M, M)
     val, nbr = sim.topk(k1, dim=-1)  # (B, M, K+1), nearest first
     w = val * beta
     w[..., 0] = 1.0
-    gathered = torch.gather(  # (B, M, K+1, d)
-        xt.unsqueeze(1).expand(-1, m, -1, -1), 2, nbr.unsqueeze(-1).expand(-1, -1, -1, xt.shape[-1])
-    )
-    x_ref = (gathered * w.unsqueeze(-1)).sum(2) / w.sum(-1, keepdim=True)  # (B, M, d)
-    s1 = torch.einsum("bd,bmd->bm", q, x_ref)
-    top = s1.topk(k1, dim=-1).indices  # (B, K+1)
-    q_ref = torch.gather(x_ref, 1, top.unsqueeze(-1).expand(-1, -1, x_ref.shape[-1])).amax(1)  # (B, d)
-    s2 = torch.einsum("bd,bmd->bm", q_ref, x_ref)
+    wsum = w.sum(-1)  # (B, M)
+
+    def refine_dot(v: torch.Tensor) -> torch.Tensor:  # (B, M) = D^-1 W (X v) for v (B, d)
+        return (torch.gather(dot(v).unsqueeze(1).expand(-1, m, -1), 2, nbr) * w).sum(-1) / wsum
+
+    s1 = refine_dot(q)
+    top = s1.topk(k1, dim=-1).indices  # (B, K+1): the rows that refine the query
+    nb_top = torch.gather(nbr, 1, top.unsqueeze(-1).expand(-1, -1, k1))  # (B, K+1, K+1)
+    w_top = torch.gather(w, 1, top.unsqueeze(-1).expand(-1, -1, k1))
+    rows = take(nb_top.reshape(b, -1)).view(b, k1, k1, -1)  # only (K+1)^2 descriptors, not M (K+1)
+    x_top = (rows * w_top.unsqueeze(-1)).sum(2) / w_top.sum(-1, keepdim=True)  # (B, K+1, d)
+    q_ref = x_top.amax(1)  # (B, d)
+    s2 = refine_dot(q_ref)
     return (s1 + s2) / 2.0
+
+
+def refine_lists(
+    q: torch.Tensor,
+    x: torch.Tensor,
+    top: torch.Tensor,
+    *,
+    K: int = K_DEFAULT,
+    beta: float = BETA_DEFAULT,
+    gram: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """:func:`refine_topm` for queries ``q (B, d)`` whose top-M lists are rows ``top (B, M)`` of a database ``x``.
+
+    ``gram`` = ``(rows, G)`` with ``G = x[rows] @ x[rows].T`` over a sorted set of rows covering ``top`` (from
+    :func:`shared_gram`): the per-query ``M x M`` similarities are then gathered from it instead of recomputed.
+    """
+    if gram is None:
+        return refine_topm(q, x[top], K=K, beta=beta)
+    rows, g = gram
+    xu = x[rows]
+    pos = torch.searchsorted(rows, top.contiguous())  # (B, M) positions in the shared Gram
+    return _refine(
+        q,
+        torch.take(g, pos.unsqueeze(-1) * g.shape[0] + pos.unsqueeze(-2)),  # (B, M, M), gathered, not recomputed
+        dot=lambda v: torch.gather(v @ xu.T, 1, pos),
+        take=lambda idx: xu[torch.gather(pos, 1, idx)],
+        K=K,
+        beta=beta,
+    )
+
+
+def shared_gram(
+    x: torch.Tensor, top: torch.Tensor, *, max_rows: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The similarity matrix of every database row in any top-M list, when computing it once is cheaper than one
+    ``M x M`` product per query (``u^2 < Q M^2`` for ``u`` distinct rows) and it fits (``u <= max_rows``).
+
+    Queries over one collection share most of their neighbours, so at the paper's M=400 this turns ``Q`` products
+    of ``M x M x d`` into one of ``u x u x d``; ``None`` when it would not pay (few queries, huge collection).
+    """
+    rows = torch.unique(top)
+    u = int(rows.numel())
+    if u > max_rows or u * u >= top.numel() * top.shape[1]:
+        return None
+    xu = x[rows]
+    return rows, xu @ xu.T
+
+
+def refine_topm_naive(q: np.ndarray, xt: np.ndarray, *, K: int = K_DEFAULT, beta: float = BETA_DEFAULT) -> np.ndarray:
+    """The same scores for one query ``q (d,)`` and its top-M ``xt (M, d)``, written as the paper's steps
+    (refine every descriptor, score, refine the query, score again) with numpy. A reference for tests and the
+    baseline of ``benchmarks/superglobal_refine.py``."""
+    m = xt.shape[0]
+    k1 = min(K + 1, m)
+    sim = xt @ xt.T
+    nbr = np.argsort(-sim, axis=1, kind="stable")[:, :k1]
+    w = np.take_along_axis(sim, nbr, 1) * beta
+    w[:, 0] = 1.0
+    x_ref = (xt[nbr] * w[..., None]).sum(1) / w.sum(1, keepdims=True)
+    s1 = x_ref @ q
+    top = np.argsort(-s1, kind="stable")[:k1]
+    q_ref = x_ref[top].max(0)
+    return (s1 + x_ref @ q_ref) / 2.0
 
 
 def refine_rerank(
@@ -60,7 +164,7 @@ def refine_rerank(
     beta: float = BETA_DEFAULT,
     exclude: Sequence[int] | np.ndarray | None = None,
     device: str | torch.device | None = None,
-    query_block: int = 64,
+    query_block: int = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Global search plus SuperGlobal reranking of the top-M, for all queries at once.
 
@@ -78,16 +182,20 @@ def refine_rerank(
     m = max(1, min(M, n_cand))
     all_scores, all_ranks = [], []
     with torch.inference_mode():
+        firsts = []
         for s in range(0, q.shape[0], query_block):
             qb = q[s : s + query_block]
             sim = qb @ x.T
             if exclude is not None:
                 ex = torch.as_tensor(np.asarray(exclude[s : s + query_block]), dtype=torch.long, device=dev)
                 sim[torch.arange(len(qb), device=dev), ex] = -torch.inf
-            first_scores, ranks = sim.sort(dim=1, descending=True)
-            ranks, first_scores = ranks[:, :n_cand], first_scores[:, :n_cand]
+            first_scores, ranks = sim.topk(n_cand, dim=1)  # sorted, best first
+            firsts.append((first_scores, ranks))
+        gram = shared_gram(x, torch.cat([r[:, :m] for _, r in firsts])) if firsts else None
+        for b, (first_scores, ranks) in enumerate(firsts):
+            qb = q[b * query_block : (b + 1) * query_block]
             top = ranks[:, :m]
-            final = refine_topm(qb, x[top], K=K, beta=beta)
+            final = refine_lists(qb, x, top, K=K, beta=beta, gram=gram)
             order = final.argsort(dim=1, descending=True, stable=True)
             head_idx = torch.gather(top, 1, order)
             head_sc = torch.gather(final, 1, order)

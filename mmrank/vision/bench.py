@@ -121,7 +121,8 @@ def bench_labelled_folder(
     beta: float = 0.15,
     k: int = 10,
     batch_size: int = 32,
-    image_size: int = 224,
+    image_size: int | None = None,
+    resize: str = "max-side",
     device: str | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -151,7 +152,13 @@ def bench_labelled_folder(
         if cfg.relu_plus and not relu_plus_supported(backbone):
             cfg, note = replace(cfg, relu_plus=False), f"ReLU+ not available on {backbone}; run without it"
         enc = CNNEncoder(
-            backbone, weights, superglobal=cfg, image_size=image_size, batch_size=batch_size, device=device
+            backbone,
+            weights,
+            superglobal=cfg,
+            image_size=image_size,
+            resize=resize,
+            batch_size=batch_size,
+            device=device,
         )
         cuda = enc.device.type == "cuda"
         enc.encode_images(paths[: batch_size if cuda else 2])  # warm-up: CUDA kernels / allocator for these shapes

@@ -101,3 +101,87 @@ def test_real_mobilenet_weights_find_the_edited_copy(photos):
             sims = x @ x[i]
             sims[i] = -1
             assert names[int(np.argmax(sims))] == name[:-4]
+
+
+# --- input size (issue 12 item 12) and independent references (item 15) -------------------------------------
+
+
+def _independent_resnet18_gem(img, max_side: int, p: float = 3.0) -> np.ndarray:
+    """torchvision resnet18 (seed-0 init, as a random-weights encoder is built), PIL bilinear shrink of the longer
+    side, ImageNet normalisation and GeM written out: (mean x^p)^(1/p), then L2."""
+    import torchvision
+    from PIL import Image
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = torchvision.models.resnet18(weights=None).eval()
+    w, h = img.size
+    if max(w, h) > max_side:
+        s = max_side / max(w, h)
+        img = img.resize((round(w * s), round(h * s)), Image.Resampling.BILINEAR)
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    with torch.no_grad():
+        f = x[None]
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            f = getattr(net, name)(f)
+    g = f.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1 / p)[0].numpy()
+    return g / np.linalg.norm(g)
+
+
+@pytest.fixture(scope="module")
+def wide_images(tmp_path_factory):
+    """Real photos at several aspect ratios, one larger than the max side."""
+    from PIL import Image
+
+    from tests.tiny_vision import skimage_photos
+
+    d = tmp_path_factory.mktemp("wide")
+    arrs = list(skimage_photos().values())
+    sizes = [(200, 80), (80, 200), (200, 80), (120, 120), (90, 60), (200, 80)]
+    out = []
+    for i, (w, h) in enumerate(sizes):
+        p = d / f"im{i}.png"
+        Image.fromarray(arrs[i % len(arrs)]).convert("RGB").resize((w, h)).save(p)
+        out.append(p)
+    return out
+
+
+def test_default_input_keeps_aspect_ratio_and_equals_independent_gem(wide_images):
+    from PIL import Image
+
+    enc = CNNEncoder("resnet18", None, pooling="gem", image_size=128, device="cpu", batch_size=4)
+    assert enc.resize == "max-side"
+    assert enc.transform(load_image(wide_images[0])).shape == (3, 51, 128)  # 200x80 shrunk, aspect kept
+    assert enc.transform(load_image(wide_images[4])).shape == (3, 60, 90)  # smaller than the max side: as is
+    got = enc.encode_images(wide_images).vectors
+    for i, p in enumerate(wide_images):
+        ref = _independent_resnet18_gem(Image.open(p).convert("RGB"), 128)
+        np.testing.assert_allclose(got[i], ref, rtol=1e-4, atol=2e-5)
+
+
+def test_mixed_sizes_are_bucketed_not_padded(wide_images):
+    """Batches never mix sizes: a batched encode equals one image at a time, in input order."""
+    enc = CNNEncoder("resnet18", None, pooling="gem", image_size=128, device="cpu", batch_size=3)
+    batched = enc.encode_images(wide_images)
+    single = np.stack([enc.encode_images([p], batch_size=1).vectors[0] for p in wide_images])
+    np.testing.assert_allclose(batched.vectors, single, rtol=1e-4, atol=1e-5)
+    assert enc.size_key(wide_images[0]) == (128, 51) and enc.size_key(b"not an image") is None
+
+
+def test_square_input_is_an_option():
+    enc = CNNEncoder("resnet18", None, resize="square", device="cpu")
+    assert enc.image_size == 224
+    from PIL import Image
+
+    assert enc.transform(Image.new("RGB", (300, 100))).shape == (3, 224, 224)
+    with pytest.raises(DataFormatError, match="resize must be one of"):
+        CNNEncoder("resnet18", None, resize="stretch", device="cpu")
+
+
+def test_partial_superglobal_dict_changes_only_what_it_names():
+    enc = CNNEncoder("resnet18", None, superglobal={"relu_plus": False, "rgem": False}, device="cpu")
+    assert enc.config.scales == SuperGlobalConfig().scales and enc.config.sgem  # scale-GeM stays on
+    assert not enc.config.rgem and enc.config.gem_plus
+    with pytest.raises(DataFormatError, match="unknown superglobal option"):
+        CNNEncoder("resnet18", None, superglobal={"scale": [1.0]}, device="cpu")

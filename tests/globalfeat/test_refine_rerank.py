@@ -4,7 +4,14 @@ import torch
 
 from mmrank import registry
 from mmrank.errors import DataFormatError
-from mmrank.globalfeat.rerank import SuperGlobalReranker, refine_rerank, refine_topm
+from mmrank.globalfeat.rerank import (
+    SuperGlobalReranker,
+    refine_lists,
+    refine_rerank,
+    refine_topm,
+    refine_topm_naive,
+    shared_gram,
+)
 from mmrank.types import Hit, Item, Query, Ranking, Run
 
 torch.set_num_threads(1)
@@ -101,7 +108,35 @@ def test_reranker_meta_vectors_and_missing():
     q = Query("q", text="x", meta={"vector": x[0]})
     hits = [Hit(f"d{j}", 1.0 - j, Item(f"d{j}", text="t", meta={"vector": x[j]})) for j in range(4)]
     out = SuperGlobalReranker(K=1).rerank(None, _run(q, hits))["q"]
-    assert sorted(out.ids) == ["d0", "d1", "d2", "d3"]
+    expected = naive_superglobal(x[0], x, K=1)  # vectors from item.meta, scored as the paper's steps
+    assert out.ids == [f"d{j}" for j in np.argsort(-expected, kind="stable")]
+    np.testing.assert_allclose([h.score for h in out.hits], np.sort(expected)[::-1], rtol=1e-5, atol=1e-6)
     hits[2] = Hit("d2", 0.5, Item("d2", text="t"))
     with pytest.raises(DataFormatError, match="no cached vector"):
         SuperGlobalReranker().rerank(None, _run(q, hits))
+
+
+@pytest.mark.parametrize(("m", "k"), [(40, 9), (7, 9), (25, 0)])
+def test_sparse_refinement_equals_the_papers_steps(m, k):
+    """The weight-matrix form (no (M, K+1, d) gather) gives the paper's per-step scores, at the benchmark's d."""
+    rng = np.random.default_rng(m + k)
+    q = _unit(rng, 2, 1280)
+    xt = np.stack([_unit(rng, m, 1280) for _ in range(2)])
+    got = refine_topm(torch.from_numpy(q), torch.from_numpy(xt), K=k, beta=0.15).numpy()
+    for b in range(2):
+        np.testing.assert_allclose(got[b], refine_topm_naive(q[b], xt[b], K=k), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got[b], naive_superglobal(q[b], xt[b], K=k), rtol=1e-5, atol=1e-5)
+
+
+def test_shared_gram_gives_the_same_scores():
+    """Gathering each list's M x M similarities from one Gram over the union of lists changes nothing."""
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(_unit(rng, 60, 32))
+    q = torch.from_numpy(_unit(rng, 30, 32))
+    top = (q @ x.T).topk(20, dim=1).indices
+    gram = shared_gram(x, top)
+    assert gram is not None and gram[0].numel() <= 60  # 60^2 < 30 * 20^2: computing it once pays
+    np.testing.assert_allclose(
+        refine_lists(q, x, top, K=4, gram=gram).numpy(), refine_topm(q, x[top], K=4).numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert shared_gram(x, top[:2]) is None  # two queries: per-list products are cheaper

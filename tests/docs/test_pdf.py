@@ -1,0 +1,138 @@
+"""PDF ingestion: renderers, text layer, OCR fallback, lazy page items, caches and bad files."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from mmrank.docs import PageImage, load_pdf_folder, page_count, page_text, pdf_pages, render_page
+from mmrank.docs.pdf import fit_dpi
+from mmrank.errors import DocumentError
+from mmrank.types import PageRef
+from tests.docs.pdfs import SCANNED_TEXT, TEXTS, bad_files, scanned_pdf, text_pdf
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pdfs")
+    out = bad_files(d / "bad")
+    out["text"] = text_pdf(d / "text.pdf")
+    out["scanned"] = scanned_pdf(d / "scanned.pdf")
+    return out
+
+
+def test_text_layer_equals_generated_text(files):
+    assert page_count(files["text"]) == 3
+    for n, t in enumerate(TEXTS, start=1):
+        assert page_text(files["text"], n).strip() == t
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
+def test_pdfium_and_poppler_render_the_same_page(files):
+    a = render_page(files["text"], 2, dpi=72)
+    b = render_page(files["text"], 2, dpi=72, backend="poppler")
+    assert abs(a.size[0] - b.size[0]) <= 1 and abs(a.size[1] - b.size[1]) <= 1
+    assert a.size == (596, 842)  # A4 (595.3 x 841.9 pt) at 72 dpi
+    ga = np.asarray(a.convert("L").resize((119, 168)), dtype=float)
+    gb = np.asarray(b.convert("L").resize((119, 168)), dtype=float)
+    assert np.abs(ga - gb).mean() < 3.0  # same ink in the same place
+    assert np.asarray(a.convert("L")).min() < 128 and np.asarray(b.convert("L")).min() < 128  # the text is drawn
+
+
+def test_pixel_budget_lowers_dpi():
+    assert fit_dpi(612, 792, 150, None) == 150
+    dpi = fit_dpi(612, 792, 150, 1_000_000)
+    assert (612 * dpi / 72) * (792 * dpi / 72) <= 1_000_000 < (612 * 150 / 72) * (792 * 150 / 72)
+
+
+def test_page_items_are_lazy_and_picklable(files):
+    pages = pdf_pages(files["text"], doc_id="report")
+    assert [it.id for it in pages.items] == ["report#1", "report#2", "report#3"]
+    it = pages.items[1]
+    assert it.page == PageRef("report", 2) and it.modality == "page" and it.text.strip() == TEXTS[1]
+    assert it.meta["text_source"] == "layer" and not pages.warnings
+    assert isinstance(it.image, PageImage)
+    img = pickle.loads(pickle.dumps(it.image)).load_pil()  # a worker process can render it
+    assert img.size == (1241, 1754)  # A4 at 150 dpi
+    assert it.load_image().size == img.size
+
+
+def test_ocr_fallback_reads_a_scanned_page(files, tmp_path):
+    pages = pdf_pages(files["scanned"], cache_dir=tmp_path)
+    first, scan = pages.items
+    assert first.meta["text_source"] == "layer"
+    assert scan.meta["text_source"] == "ocr"
+    assert SCANNED_TEXT.replace(" ", "") in scan.text.replace(" ", "").upper()
+    assert any("page 2" in w and "OCR" in w for w in pages.warnings)
+    never = pdf_pages(files["scanned"], ocr="never")
+    assert never.items[1].meta["text_source"] == "none" and never.items[1].text == ""
+    # the second read comes from the cache (keyed by content): prove it by editing the cached entry
+    (entry,) = (tmp_path / "text").glob("*.json")
+    cached = json.loads(entry.read_text())
+    cached["pages"][1][0] = "FROM THE CACHE"
+    entry.write_text(json.dumps(cached))
+    again = pdf_pages(files["scanned"], cache_dir=tmp_path)
+    assert again.items[1].text == "FROM THE CACHE"
+    # renders are cached too
+    again.items[0].load_image()
+    assert list((tmp_path / "renders").rglob("*.png"))
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("encrypted", "encrypted; pass password"),
+        ("truncated", "corrupt"),
+        ("html", "an HTML page"),
+        ("image", "an image"),
+        ("empty", "zero-byte"),
+        ("zero_pages", "corrupt|no pages"),  # PDFium refuses an empty page tree as malformed
+    ],
+)
+def test_bad_files_are_typed_errors_naming_the_file(files, name, match):
+    with pytest.raises(DocumentError, match=match) as e:
+        pdf_pages(files[name])
+    assert files[name].name in str(e.value)
+
+
+def test_encrypted_pdf_opens_with_its_password(files):
+    with pytest.raises(DocumentError, match="wrong password"):
+        page_count(files["encrypted"], password="nope")
+    pages = pdf_pages(files["encrypted"], password="secret")
+    assert pages.items[0].text.strip() == TEXTS[0]
+    assert pages.items[0].load_image().size == (1241, 1754)
+
+
+def test_missing_page_is_named(files):
+    with pytest.raises(DocumentError, match=r"page 9 does not exist \(pages are 1\.\.3\)"):
+        render_page(files["text"], 9)
+
+
+def test_folder_goes_on_past_bad_files(files):
+    folder = files["good"].parent
+    pages = load_pdf_folder(folder, workers=1, progress=False)
+    assert {it.page.doc_id for it in pages.items} == {"good.pdf"}
+    assert set(map(lambda p: p.split("/")[-1], pages.failed)) == {
+        "encrypted.pdf",
+        "truncated.pdf",
+        "html.pdf",
+        "image.pdf",
+        "empty.pdf",
+        "zero_pages.pdf",
+    }
+    assert len(pages.warnings) == 6
+
+
+def test_render_pages_in_processes_equals_one_page_at_a_time(files):
+    from mmrank.docs.pdf import render_pages
+
+    got = list(render_pages(files["text"], dpi=40, workers=2))
+    assert [n for n, _ in got] == [1, 2, 3]
+    for n, img in got:
+        assert img.tobytes() == render_page(files["text"], n, dpi=40).tobytes()
+    with pytest.raises(DocumentError, match="page 4 does not exist"):
+        list(render_pages(files["text"], [4]))
