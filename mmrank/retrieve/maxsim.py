@@ -11,6 +11,7 @@ its manifest.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,17 +186,16 @@ def index_folder(
     overwrite: bool = False,
     device: str | None = None,
 ) -> FolderReport:
-    """Encode every image under ``folder`` (page screenshots) into a multi-vector index at ``out_dir``.
+    """Encode every page image under ``folder`` into a multi-vector index at ``out_dir``.
 
-    One atomic save: the marker ``mmrank_maxsim.json`` is the manifest and the commit point.
+    ``folder`` is a folder of images (page screenshots), or a PDF / a folder of PDFs whose pages are rendered
+    lazily by :mod:`mmrank.docs` (ids ``"<doc>#<page>"``; unreadable files and pages are skipped and listed in the
+    warnings). One atomic save: the marker ``mmrank_maxsim.json`` is the manifest and the commit point.
     """
-    from mmrank.encoders.images import list_image_files
-
     root = Path(folder).resolve()
-    files, warnings = list_image_files(root)
+    items, warnings, sources = _folder_items(root)
     kw = {"device": device} if device else {}
     enc = _encoder(encoder, model, kw)
-    items = [Item(p.relative_to(root).as_posix(), image=p) for p in files]
     images, bad = load_images(items)
     warnings += [f"{i}: {why}" for i, why in bad]
     skip = {i for i, _ in bad}
@@ -210,8 +210,31 @@ def index_folder(
         fields["encoder"] = {"family": enc.family, "model": enc.model_id}
         fields["root"] = str(root)
         fields["warnings"] = warnings
+        if sources:
+            kept = {it.id for it in good}
+            blob = {i: v for i, v in sources.items() if i in kept}
+            fields["files"]["sources"] = w.blob("sources", ".json", json.dumps(blob).encode())
         w.commit(fields)
     return FolderReport(out, len(good), warnings, idx.nbytes_per_item())
+
+
+def _folder_items(root: Path) -> tuple[list[Item], list[str], dict[str, list[Any]]]:
+    """Image items of a folder, or lazy page items of a PDF / folder of PDFs (+ ``{id: [pdf path, page]}``)."""
+    if root.suffix.lower() == ".pdf" or (root.is_dir() and next(root.rglob("*.pdf"), None) is not None):
+        from mmrank.docs.pages import load_pdf_folder, pdf_pages
+
+        pages = (
+            pdf_pages(root, ocr="never")
+            if root.is_file()
+            else load_pdf_folder(root, ocr="never", progress=False)  # images only: no OCR needed
+        )
+        warnings = [f"{f}: {why}" for f, why in pages.failed.items()]
+        sources = {it.id: [str(getattr(it.image, "path", "")), it.page.page if it.page else 1] for it in pages.items}
+        return list(pages.items), warnings, sources
+    from mmrank.encoders.images import list_image_files
+
+    files, warnings = list_image_files(root)
+    return [Item(p.relative_to(root).as_posix(), image=p, page=_page_ref(p.name)) for p in files], warnings, {}
 
 
 class MaxSimCollection:
@@ -240,6 +263,13 @@ class MaxSimCollection:
         if not isinstance(spec, dict) or spec.get("family") not in ("colpali", "colqwen2"):
             raise IndexCorruptError(f"{d}: {MARKER} names no ColPali / ColQwen2 encoder")
         self.root = Path(str(self.manifest.get("root", d)))
+        files = store.manifest_files(d, self.manifest)
+        self.sources: dict[str, Any] = {}
+        if "sources" in files:
+            try:
+                self.sources = json.loads(files["sources"].read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise IndexCorruptError(f"{d}: unreadable page sources ({e})") from e
         if encoder is not None and encoder.model_id != self.index.model_id:
             raise DataFormatError(f"encoder {encoder.model_id!r} does not match the index's {self.index.model_id!r}")
         kw = {"device": device} if device else {}
@@ -258,6 +288,12 @@ class MaxSimCollection:
         return self._encoder
 
     def item(self, item_id: str) -> Item:
+        src = self.sources.get(item_id)
+        if src is not None:  # a PDF page, rendered when first read
+            from mmrank.docs.pages import PageImage
+
+            doc = item_id.rsplit("#", 1)[0]
+            return Item(item_id, image=PageImage(str(src[0]), int(src[1])), page=PageRef(doc, int(src[1])))
         return Item(item_id, image=self.root / item_id, page=_page_ref(item_id))
 
     def search(self, query: Query | str, k: int = 10) -> Ranking:

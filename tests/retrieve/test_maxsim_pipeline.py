@@ -131,3 +131,22 @@ def test_folder_index_cli_and_open_index(models, tmp_path, capsys):
     assert main([*argv[:-1], str(tmp_path / "pooled"), "--pool-factor", "2", "--json"]) == 0
     pooled = json.loads(capsys.readouterr().out)
     assert pooled["bytes_per_page"] < rep["bytes_per_page"]
+
+
+def test_pdf_folder_pages_are_rendered_indexed_and_reopened(models, tmp_path, capsys):
+    from tests.docs.pdfs import text_pdf
+
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    text_pdf(folder / "report.pdf", ["Revenue grew in the north.", "Costs fell in the south."])
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    out = tmp_path / "pdf.idx"
+    argv = ["index", str(folder), "--encoder", "colqwen2", "--model", models["colqwen2"], "--out", str(out), "--json"]
+    assert main(argv) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["indexed"] == 2 and any("broken.pdf" in w for w in rep["skipped"])
+    coll = open_index(out)
+    ranking = coll.search("revenue", 2)
+    assert sorted(ranking.ids) == ["report.pdf#1", "report.pdf#2"]
+    item = coll.item("report.pdf#2")
+    assert item.page == PageRef("report.pdf", 2) and item.load_image().width > 0  # rendered again on demand
