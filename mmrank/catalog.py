@@ -248,4 +248,51 @@ SERVE = [
     Entry("collection", "mmrank_text.json", "mmrank.retrieve.text_index:TextSearch", summary="text corpus index"),
 ]
 
-ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS + CIR + COLLECTIONS + SERVE
+# --- late-interaction page retrieval: ColPali / ColQwen2 + MaxSim (issue 10) --------------------------
+LATE_INTERACTION: list[Entry] = [
+    Entry(
+        "retriever",
+        "colqwen2",
+        "mmrank.retrieve.maxsim:colqwen2_retriever",
+        aliases=("colqwen",),
+        summary="ColQwen2 multi-vector page retrieval, MaxSim (arXiv 2407.01449); vidore/colqwen2-v1.0-hf",
+    ),
+    Entry(
+        "retriever",
+        "colpali",
+        "mmrank.retrieve.maxsim:colpali_retriever",
+        summary="ColPali multi-vector page retrieval, MaxSim (arXiv 2407.01449); vidore/colpali-v1.3-hf",
+    ),
+    Entry(
+        "retriever",
+        "maxsim",
+        "mmrank.retrieve.maxsim:MaxSimRetriever",
+        aliases=("late-interaction", "multi-vector"),
+        summary="any ColPali-family encoder + exact or faiss-candidate MaxSim (ColBERT arXiv 2004.12832)",
+    ),
+    Entry(
+        "encoder",
+        "colqwen2",
+        "mmrank.encoders.multivector:ColQwen2Encoder",
+        aliases=("colqwen2-multivector",),
+        summary="ColQwen2 token matrices (multi-vector: for the maxsim retriever / index, not for dense)",
+    ),
+    Entry(
+        "encoder",
+        "colpali",
+        "mmrank.encoders.multivector:ColPaliEncoder",
+        aliases=("colpali-multivector",),
+        summary="ColPali token matrices (multi-vector: for the maxsim retriever / index, not for dense)",
+    ),
+    Entry(
+        "index",
+        "maxsim",
+        "mmrank.index.maxsim:MultiVectorIndex",
+        summary="fp16 token matrices, exact MaxSim, faiss token candidates, token pooling (arXiv 2409.14683)",
+    ),
+    Entry(
+        "collection", "mmrank_maxsim.json", "mmrank.retrieve.maxsim:MaxSimCollection", summary="page-image MaxSim index"
+    ),
+]
+
+ENTRIES = FOUNDATION + VISION + TEXT_RERANKERS + MULTIMODAL_LLM_RERANKERS + CIR + COLLECTIONS + SERVE + LATE_INTERACTION

@@ -184,12 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         vision.add_parsers(sub)
         if hasattr(vision, "add_bench_parsers"):
             vision.add_bench_parsers(bsub)
-    from mmrank.cli import cir, docs, train
+    from mmrank.cli import cir, docs, maxsim, train
 
     cir.add_bench_parsers(bsub)
     docs.add_parsers(sub)
     docs.add_bench_parsers(bsub)
     train.add_parsers(sub)
+    maxsim.add_parsers(sub)
     from mmrank.cli import serve
 
     serve.add_parsers(sub)

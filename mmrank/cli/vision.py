@@ -165,7 +165,9 @@ def cmd_bench_image(args: argparse.Namespace) -> int:
 
 def _encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--encoder", default="superglobal", help="superglobal | cnn | open-clip | hf-clip (default superglobal)"
+        "--encoder",
+        default="superglobal",
+        help="superglobal | cnn | open-clip | hf-clip | colqwen2 | colpali (default superglobal)",
     )
     p.add_argument("--backbone", default="mobilenet_v2", help="CNN backbone (torchvision name or timm:<name>)")
     p.add_argument("--weights", default="default", help="CNN weights: default | none | path to a state dict")
