@@ -76,7 +76,7 @@ def main() -> None:
     files = pick(Path(args.data), args.pages)
     n_pages = sum(n for _, n in files)
     paths = {"pdf2image (pdftoppm)": run_pdf2image, "pypdfium2, one process": run_pdfium_loop}
-    paths["mmrank render_pages (PDFium, processes)"] = run_mmrank
+    paths["mmrank render_pages (PDFium; processes for long PDFs)"] = run_mmrank
     times: dict[str, list[float]] = {k: [] for k in paths}
     load0 = os.getloadavg()[0]
     for _ in range(args.rounds):

@@ -21,6 +21,7 @@ DEFAULT_DPI = 150
 # Default pixel budget of one rendered page: an A4/Letter page at 150 dpi is about 2.1 Mpx; a poster-sized page is
 # rendered at a lower dpi so that it stays under this (recorded by the caller), never above the bomb guard.
 DEFAULT_MAX_PIXELS = 12_000_000
+MIN_PAGES_PER_WORKER = 32  # below twice this, render_pages stays in one process (see benchmarks/pdf_render.py)
 
 
 def _check_file(path: Path) -> None:
@@ -161,11 +162,9 @@ def _render_poppler(path: Path, page: int, dpi: float, password: str | None) -> 
     return imgs[0].convert("RGB")
 
 
-def _render_chunk(
-    args: tuple[str, list[int], float, int | None, str | None],
-) -> list[tuple[int, bytes, tuple[int, int]]]:
-    path, pages, dpi, max_pixels, password = args
-    out = []
+def _render_iter(
+    path: str, pages: list[int], dpi: float, max_pixels: int | None, password: str | None
+) -> Iterator[tuple[int, Image.Image]]:
     with open_pdf(path, password=password) as doc:
         for n in pages:
             pg = doc[n - 1]
@@ -174,8 +173,13 @@ def _render_chunk(
                 img = pg.render(scale=fit_dpi(w, h, dpi, max_pixels) / 72.0).to_pil().convert("RGB")
             finally:
                 pg.close()
-            out.append((n, img.tobytes(), img.size))
-    return out
+            yield n, img
+
+
+def _render_chunk(
+    args: tuple[str, list[int], float, int | None, str | None],
+) -> list[tuple[int, bytes, tuple[int, int]]]:
+    return [(n, img.tobytes(), img.size) for n, img in _render_iter(*args)]
 
 
 def render_pages(
@@ -187,8 +191,10 @@ def render_pages(
     workers: int | None = None,
     password: str | None = None,
 ) -> Iterator[tuple[int, Image.Image]]:
-    """Render many pages of one PDF with PDFium in ``workers`` processes (each opens the file once and renders a
-    contiguous chunk), yielding ``(page, image)`` in page order. Use it to render a whole document fast; use
+    """Render many pages of one PDF with PDFium, yielding ``(page, image)`` in page order. ``workers=None`` renders
+    in this process for short runs (fewer than ``2 * MIN_PAGES_PER_WORKER`` pages: PDFium is fast and a pool costs
+    more than it saves) and in one process per CPU otherwise, each opening the file once for a contiguous chunk.
+    Use it to render a whole document fast; use
     :class:`~mmrank.docs.pages.PageImage` for lazy one-page access."""
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -199,14 +205,13 @@ def render_pages(
     todo = list(range(1, n + 1)) if pages is None else list(pages)
     for pn in todo:
         _check_page(Path(path), pn, n)
-    workers = max(1, min(workers or (os.cpu_count() or 1), len(todo)))
+    if workers is None:  # processes pay for their start and for shipping pixels back only on long runs
+        workers = (os.cpu_count() or 1) if len(todo) >= MIN_PAGES_PER_WORKER * 2 else 1
+    workers = max(1, min(workers, len(todo)))
     size = -(-len(todo) // workers)
     chunks = [(str(path), todo[i : i + size], dpi, max_pixels, password) for i in range(0, len(todo), size)]
     if workers == 1:
-        results = map(_render_chunk, chunks)
-        for chunk in results:
-            for pn, data, wh in chunk:
-                yield pn, Image.frombytes("RGB", wh, data)
+        yield from _render_iter(str(path), todo, dpi, max_pixels, password)
         return
     with ProcessPoolExecutor(workers) as ex:
         for chunk in ex.map(_render_chunk, chunks):
