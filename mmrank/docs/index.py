@@ -85,7 +85,7 @@ class PageCollection:
 
     kind = "pages"
 
-    def __init__(self, index_dir: str | Path, *, encoder: Any = None, **_: Any) -> None:
+    def __init__(self, index_dir: str | Path, *, encoder: Any = None, qa_model: Any = None, **_: Any) -> None:
         d = Path(index_dir)
         self.manifest = store.read_manifest(d, name=MARKER, required=("pages",))
         files = store.manifest_files(d, self.manifest, where=str(d / MARKER))
@@ -111,6 +111,23 @@ class PageCollection:
 
                 encoder = encoder_from_spec(self.manifest["encoder"])
             self.encoder = encoder
+
+        self.qa_model = qa_model
+        if qa_model is not None:  # the service offers POST /ask on collections that have ``ask``
+            self.ask = self._ask
+
+    def _ask(self, question: str, k: int = 3) -> Any:
+        """Answer ``question`` from the top-``k`` pages (this index's search), citing them (:mod:`mmrank.docs.qa`)."""
+        from mmrank.docs.qa import answer_from_pages, load_answerer
+
+        if isinstance(self.qa_model, str):
+            self.qa_model = load_answerer(self.qa_model)
+        hits = self.search(question, k=k).hits
+        if not hits:
+            from mmrank.docs.qa import Answer
+
+            return Answer(question, "Not answerable", [], getattr(self.qa_model, "name", ""), ["no page matched"])
+        return answer_from_pages(question, hits, self.qa_model)
 
     def _item(self, r: dict[str, Any]) -> Item:
         path = self.root / r["doc"]

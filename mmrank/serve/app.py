@@ -238,12 +238,14 @@ def create_app(
     max_queue: int = 256,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    qa_model: str | None = None,
 ) -> Any:
     """A FastAPI app serving ``index_dir`` (opened once with :func:`~mmrank.collection.open_index`, or pass an
     opened ``collection``) and ``reranker`` (a registry name with ``model`` / ``reranker_options``, or an instance).
 
     ``max_batch=1`` turns micro-batching off (one request per model call); ``api_key`` protects every path but
-    ``/healthz``. Uploads above ``max_upload_bytes`` answer 413, images above ``max_pixels`` 413 too.
+    ``/healthz``. ``qa_model`` (a text LLM or VLM for a page index) enables ``POST /ask``. Uploads above
+    ``max_upload_bytes`` answer 413, images above ``max_pixels`` 413 too.
     """
     from mmrank.serve.page import render_page
 
@@ -251,7 +253,10 @@ def create_app(
     if collection is None and d is not None:
         from mmrank.collection import open_index
 
-        collection = open_index(d, **({"device": device} if device else {}))
+        kw: dict[str, Any] = {"device": device} if device else {}
+        if qa_model:
+            kw["qa_model"] = qa_model
+        collection = open_index(d, **kw)
     rr, rr_name = _build_reranker(reranker, model, reranker_options)
     svc = Service(collection, d, rr, rr_name, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
 
@@ -414,7 +419,7 @@ def create_app(
 
             loop = asyncio.get_running_loop()
             ans = await loop.run_in_executor(svc.executor, lambda: svc.collection.ask(body.question, k=body.k))
-            return _json_safe(ans)
+            return _json_safe(ans.as_dict() if hasattr(ans, "as_dict") else ans)
 
     @app.get("/item/{item_id:path}")
     async def item(item_id: str) -> dict[str, Any]:

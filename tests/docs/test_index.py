@@ -57,3 +57,22 @@ def test_tampered_page_list_is_refused(folder, tmp_path):
     (tmp_path / "idx" / m["files"]["pages"]).write_text("[]")
     with pytest.raises(IndexCorruptError, match="checksum"):
         open_index(tmp_path / "idx")
+
+
+def test_service_answers_from_a_page_index(folder, tmp_path):
+    """`mmrank serve IDX --qa-model M`: POST /ask returns the model's answer and the retrieved pages."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mmrank.serve import create_app
+    from tests.tiny_text import save_tiny_qwen
+
+    index_pdfs(folder / "sub", tmp_path / "idx", progress=False)
+    app = create_app(tmp_path / "idx", qa_model=str(save_tiny_qwen(tmp_path / "lm")))
+    with TestClient(app) as client:
+        r = client.post("/ask", json={"question": "When do tern chicks hatch?", "k": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["citations"][0]["doc_id"] == "b.pdf" and body["citations"][0]["page"] == 1
+    assert isinstance(body["answer"], str)
+    assert "/ask" not in [getattr(rt, "path", "") for rt in create_app(tmp_path / "idx").routes]
