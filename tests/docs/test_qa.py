@@ -88,3 +88,23 @@ def test_cli_ask_json(pdf, lm_dir, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["citations"][0]["page"] == 1 and out["question"] == QUESTION and isinstance(out["answer"], str)
     assert cli(["ask", str(pdf), "  ", "--model", str(lm_dir)]) == 2  # an empty question is a typed error
+
+
+def test_batch_script_answers_a_questions_file_and_resumes(pdf, lm_dir, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    qs = tmp_path / "q.jsonl"
+    qs.write_text('{"id": "a", "question": "Which region had revenue growth?"}\n{"id": "b", "question": "   "}\n')
+    out = tmp_path / "answers.jsonl"
+    cmd = [sys.executable, str(root / "text" / "ask_pdfs.py"), "--pdfs", str(pdf), "--questions", str(qs)]
+    cmd += ["--model", str(lm_dir), "--out", str(out), "--k", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    assert r.returncode != 0 and "empty" in r.stderr  # the blank question is a typed error, after "a" was written
+    first = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [x["id"] for x in first] == ["a"] and first[0]["citations"][0]["page"] == 1
+    qs.write_text('{"id": "a", "question": "Which region had revenue growth?"}\n{"id": "c", "question": "Terns?"}\n')
+    assert subprocess.run(cmd, capture_output=True, text=True, cwd=root).returncode == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "c"]  # "a" not redone
