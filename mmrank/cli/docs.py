@@ -45,7 +45,7 @@ def cmd_bench_pages(args: argparse.Namespace) -> int:
     for w in bench.warnings[:20]:
         print(f"mmrank: warning: {w}", file=sys.stderr)
     log = None if args.json else (lambda m: print(f"... {m}", file=sys.stderr))
-    res = run_page_retrieval(bench, methods=[m for m in args.methods.split(",") if m], log=log)
+    res = run_page_retrieval(bench, methods=[m for m in args.methods.split(",") if m], log=log, model=args.model)
     rows = ["| method | setting | recall@1 | recall@5 | ndcg@5 |", "|---|---|---|---|---|"]
     for m, r in res.items():
         for s in ("in_document", "collection"):
@@ -75,7 +75,8 @@ def add_bench_parsers(bench_subparsers: Any) -> None:
         "page-retrieval", help="page retrieval (in document and across the collection) on an MMLongBench-style folder"
     )
     p.add_argument("--data", required=True, help="folder with documents/, queries.jsonl, page_qrels.tsv")
-    p.add_argument("--methods", default="bm25,dense,hybrid")
+    p.add_argument("--methods", default="bm25,dense,hybrid", help="add hybrid+ql (needs --model) for LLM reranking")
+    p.add_argument("--model", help="causal LM for hybrid+ql (hub id or local folder, e.g. Qwen2.5-0.5B-Instruct)")
     p.add_argument("--queries", type=positive_int, help="use only the first N judged queries")
     p.add_argument("--cache-dir", help="cache page texts (OCR) here")
     p.add_argument("--json", action="store_true")

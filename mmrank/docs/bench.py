@@ -29,6 +29,8 @@ from mmrank.types import Corpus, Hit, Item, Query, Ranking, Run
 
 METRICS = ("recall@1", "recall@5", "ndcg@5")
 DEFAULT_METHODS = ("bm25", "dense", "hybrid")
+SLOW_METHODS = ("hybrid+ql",)  # hybrid, then query-likelihood reranking of the top RERANK_DEPTH with an LLM (--model)
+RERANK_DEPTH = 20
 
 
 @dataclass
@@ -129,16 +131,20 @@ def run_page_retrieval(
     encoder: Any = None,
     k: int = 100,
     log: Callable[[str], None] | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """``{method: {"in_document": {metric: mean}, "collection": {...}}, "queries": N}`` for BM25 over page text,
-    dense text (``encoder``, default the offline MiniLM) and their reciprocal-rank fusion (RRF, k=60)."""
+    dense text (``encoder``, default the offline MiniLM) and their reciprocal-rank fusion (RRF, k=60);
+    ``"hybrid+ql"`` reranks the hybrid's top 20 with query likelihood (Zhuang et al., arXiv 2304.13010) on the causal
+    LM ``model`` (e.g. the offline Qwen2.5-0.5B), the rest keeping their order below."""
     from mmrank.eval.metrics import evaluate
 
-    unknown = set(methods) - set(DEFAULT_METHODS)
+    unknown = set(methods) - set(DEFAULT_METHODS) - set(SLOW_METHODS)
     if unknown:
-        raise DataFormatError(
-            f"unknown page-retrieval method(s) {sorted(unknown)}; known: {', '.join(DEFAULT_METHODS)}"
-        )
+        known = ", ".join(DEFAULT_METHODS + SLOW_METHODS)
+        raise DataFormatError(f"unknown page-retrieval method(s) {sorted(unknown)}; known: {known}")
+    if "hybrid+ql" in methods and not model:
+        raise DataFormatError("method 'hybrid+ql' needs a causal LM: pass model= (--model)")
     say = log or (lambda _m: None)
     by_doc: dict[str, list[Item]] = {}
     for it in bench.pages:
@@ -147,8 +153,9 @@ def run_page_retrieval(
     for q in bench.queries:
         qs_by_doc.setdefault(q.meta["doc_id"], []).append(q)
     runs: dict[str, dict[str, list[Ranking]]] = {}
-    need_dense = "dense" in methods or "hybrid" in methods
-    need_bm25 = "bm25" in methods or "hybrid" in methods
+    hybrid = "hybrid" in methods or "hybrid+ql" in methods
+    need_dense = "dense" in methods or hybrid
+    need_bm25 = "bm25" in methods or hybrid
     if need_bm25:
         say("bm25")
         coll = _bm25_rankings(bench.pages, bench.queries, k)
@@ -171,12 +178,20 @@ def run_page_retrieval(
             idx = [row[it.id] for it in dp]
             indoc += _dense_rankings(vecs[idx], dp, qvecs[[qrow[q.id] for q in qs]], qs, k)
         runs["dense"] = {"collection": coll, "in_document": indoc}
-    if "hybrid" in methods:
+    if hybrid:
         runs["hybrid"] = {
             s: _hybrid(
                 sorted(runs["bm25"][s], key=lambda r: r.query_id), sorted(runs["dense"][s], key=lambda r: r.query_id)
             )
             for s in ("collection", "in_document")
+        }
+    if "hybrid+ql" in methods:
+        from mmrank import registry
+
+        say("hybrid+ql: query-likelihood reranking of the hybrid top 20")
+        ql = registry.reranker("query-likelihood", model=model)
+        runs["hybrid+ql"] = {
+            s: list(ql.rerank(None, Run(rs), top_k=RERANK_DEPTH).values()) for s, rs in runs["hybrid"].items()
         }
     out: dict[str, Any] = {}
     for m in methods:

@@ -102,3 +102,14 @@ def test_inconsistent_annotations_are_named(tmp_path, kw, match):
 def test_missing_files(tmp_path):
     with pytest.raises(DataFormatError, match=r"MMDocIR_pages\.parquet"):
         load_mmdocir(tmp_path)
+
+
+def test_llm_reranking_method_keeps_the_candidates(tmp_path):
+    from tests.tiny_text import save_tiny_qwen
+
+    bench = load_mmdocir(write_set(tmp_path / "mmdocir"))
+    with pytest.raises(DataFormatError, match="needs a causal LM"):
+        run_page_retrieval(bench, methods=["hybrid+ql"])
+    res = run_page_retrieval(bench, methods=["hybrid", "hybrid+ql"], model=str(save_tiny_qwen(tmp_path / "lm")))
+    for s in ("in_document", "collection"):  # a random tiny LM reorders, but recall@5 over 2-3 pages cannot drop
+        assert res["hybrid+ql"][s]["recall@5"] == res["hybrid"][s]["recall@5"] == 1.0
