@@ -55,4 +55,9 @@ def run_demo(images: bool = True) -> dict[str, Any]:
             img_lines = run_image_demo()
             lines += ["", *img_lines]
             out["images"] = img_lines
+        from mmrank.docs.demo import run_pdf_demo
+
+        pdf_lines = run_pdf_demo()
+        lines += ["", *pdf_lines]
+        out["pdf"] = pdf_lines
     return {"json": out, "text": "\n".join(lines)}
