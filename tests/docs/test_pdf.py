@@ -136,3 +136,17 @@ def test_render_pages_in_processes_equals_one_page_at_a_time(files):
         assert img.tobytes() == render_page(files["text"], n, dpi=40).tobytes()
     with pytest.raises(DocumentError, match="page 4 does not exist"):
         list(render_pages(files["text"], [4]))
+
+
+def test_a_poster_sized_page_is_rendered_within_the_pixel_budget(tmp_path):
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "poster.pdf"
+    c = canvas.Canvas(str(path), pagesize=(5000, 5000))  # 69 x 69 inches: 108 Mpx at 150 dpi
+    c.drawString(100, 100, "poster")
+    c.showPage()
+    c.save()
+    img = render_page(path, 1, dpi=150, max_pixels=4_000_000)
+    assert img.width * img.height <= 4_000_000 and img.info["dpi_used"] < 150
+    lazy = pdf_pages(path, max_pixels=4_000_000, ocr="never").items[0].load_image()
+    assert lazy.size == img.size
