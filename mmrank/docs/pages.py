@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mmrank.docs.pdf import DEFAULT_DPI, DEFAULT_MAX_PIXELS, Backend, all_page_texts, render_page
+from mmrank.docs.pdf import DEFAULT_DPI, DEFAULT_MAX_PIXELS, Backend, all_page_texts, render_page, render_pages
 from mmrank.errors import DataFormatError, DocumentError, MmrankError
 from mmrank.index import store
 from mmrank.types import Item, PageRef
@@ -90,15 +90,19 @@ def _page_texts(
 ) -> list[tuple[str, str]]:
     """``[(text, source)]`` per page: the layer, or OCR where the layer is unusable (``ocr="auto"``)."""
     layers = all_page_texts(path, password=password)
-    out = []
-    for n, layer in enumerate(layers, start=1):
-        if ocr == "always" or (ocr == "auto" and not usable(layer, min_chars)):
-            from mmrank.docs.ocr import ocr_text
+    out = [(layer, "layer" if layer.strip() else "none") for layer in layers]
+    need = [
+        n
+        for n, layer in enumerate(layers, start=1)
+        if ocr == "always" or (ocr == "auto" and not usable(layer, min_chars))
+    ]
+    if need:  # the pages to OCR are rendered with the file opened once
+        from mmrank.docs.ocr import ocr_text
 
-            text = ocr_text(render_page(path, n, dpi=dpi, max_pixels=max_pixels, password=password))
-            out.append((text, "ocr") if text.strip() else (layer, "layer" if layer.strip() else "none"))
-        else:
-            out.append((layer, "layer" if layer.strip() else "none"))
+        for n, img in render_pages(path, need, dpi=dpi, max_pixels=max_pixels, workers=1, password=password):
+            text = ocr_text(img)
+            if text.strip():
+                out[n - 1] = (text, "ocr")
     return out
 
 
@@ -120,7 +124,7 @@ def pdf_pages(
         raise DataFormatError(f"ocr must be 'auto', 'always' or 'never', got {ocr!r}")
     p = Path(path)
     did = doc_id or p.name
-    digest = store.sha256_file(p) if p.is_file() else None
+    digest = store.sha256_file(p) if cache_dir is not None and p.is_file() else None  # keys the caches only
     cached = None
     if cache_dir is not None and digest is not None:
         cached = Path(cache_dir) / "text" / f"{digest}-{ocr}-{dpi:g}-{min_chars}.json"
