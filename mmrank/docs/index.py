@@ -58,6 +58,7 @@ def index_pdfs(
         raise DataFormatError(f"no readable page in {src}", src)
     records = [
         {"id": it.id, "doc": it.page.doc_id, "page": it.page.page, "text": it.text, "source": it.meta["text_source"]}
+        | {k: it.meta[k] for k in ("render_dpi", "fallbacks") if k in it.meta}
         for it in pages.items
         if it.page is not None
     ]
@@ -136,7 +137,7 @@ class PageCollection:
             text=r["text"],
             image=PageImage(str(path), int(r["page"]), self.dpi),
             page=PageRef(r["doc"], int(r["page"])),
-            meta={"text_source": r["source"]},
+            meta={"text_source": r["source"]} | {k: r[k] for k in ("render_dpi", "fallbacks") if k in r},
         )
 
     def item(self, item_id: str) -> Item:

@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mmrank.docs.pdf import DEFAULT_DPI, DEFAULT_MAX_PIXELS, Backend, all_page_texts, render_page, render_pages
+from mmrank.docs.pdf import (
+    DEFAULT_DPI,
+    DEFAULT_MAX_PIXELS,
+    Backend,
+    all_page_texts,
+    fit_dpi,
+    page_sizes,
+    render_page,
+    render_pages,
+)
 from mmrank.errors import DataFormatError, DocumentError, MmrankError
 from mmrank.index import store
 from mmrank.types import Item, PageRef
@@ -129,22 +138,36 @@ def pdf_pages(
     if cache_dir is not None and digest is not None:
         cached = Path(cache_dir) / "text" / f"{digest}-{ocr}-{dpi:g}-{min_chars}.json"
     texts: list[tuple[str, str]] | None = None
+    sizes: list[tuple[float, float]] | None = None
     if cached is not None and cached.is_file():
         try:
-            texts = [(str(t), str(s)) for t, s in json.loads(cached.read_text())["pages"]]
+            entry = json.loads(cached.read_text())
+            texts = [(str(t), str(s)) for t, s in entry["pages"]]
+            sizes = [(float(w), float(h)) for w, h in entry["sizes"]]
+            if len(sizes) != len(texts):
+                raise ValueError("sizes do not match pages")
         except (ValueError, KeyError, TypeError):
-            texts = None  # a damaged cache entry is recomputed
-    if texts is None:
+            texts = None  # a damaged (or older) cache entry is recomputed
+    if texts is None or sizes is None:
         texts = _page_texts(p, ocr=ocr, dpi=dpi, max_pixels=max_pixels, password=password, min_chars=min_chars)
+        sizes = page_sizes(p, password=password)
         if cached is not None:
-            store.atomic_write_bytes(cached, json.dumps({"pages": texts}).encode())
+            store.atomic_write_bytes(cached, json.dumps({"pages": texts, "sizes": sizes}).encode())
     items = []
     warnings = []
-    for n, (text, source) in enumerate(texts, start=1):
+    for n, ((text, source), (w, h)) in enumerate(zip(texts, sizes, strict=True), start=1):
         img = PageImage(
             str(p), n, dpi, max_pixels, backend, password, digest, None if cache_dir is None else str(cache_dir)
         )
-        items.append(Item(f"{did}#{n}", text=text, image=img, page=PageRef(did, n), meta={"text_source": source}))
+        meta: dict[str, Any] = {"text_source": source}
+        used = fit_dpi(w, h, dpi, max_pixels)
+        if used < dpi:  # recorded fallback: the page renders at a lower dpi to stay within max_pixels
+            meta["render_dpi"] = round(used, 2)
+            note = f"page {n} ({w:.0f}x{h:.0f} pt) is over max_pixels {max_pixels} at {dpi:g} dpi"
+            note += f"; renders at {used:.1f}"
+            meta["fallbacks"] = [f"downscaled: {note}"]
+            warnings.append(f"{p}: {note}")
+        items.append(Item(f"{did}#{n}", text=text, image=img, page=PageRef(did, n), meta=meta))
         if source == "ocr":
             warnings.append(f"{p}: page {n} has no usable text layer; text from OCR")
         elif source == "none":

@@ -96,6 +96,20 @@ def all_page_texts(path: str | Path, *, password: str | None = None) -> list[str
         return [_text_of(doc, i + 1) for i in range(len(doc))]
 
 
+def page_sizes(path: str | Path, *, password: str | None = None) -> list[tuple[float, float]]:
+    """Every page's ``(width, height)`` in points, opening the file once."""
+    out = []
+    with open_pdf(path, password=password) as doc:
+        for i in range(len(doc)):
+            pg = doc[i]
+            try:
+                w, h = pg.get_size()
+            finally:
+                pg.close()
+            out.append((float(w), float(h)))
+    return out
+
+
 def fit_dpi(width_pt: float, height_pt: float, dpi: float, max_pixels: int | None) -> float:
     """``dpi`` lowered just enough that a page of that size (in points) renders within ``max_pixels``."""
     if max_pixels is None:

@@ -148,5 +148,35 @@ def test_a_poster_sized_page_is_rendered_within_the_pixel_budget(tmp_path):
     c.save()
     img = render_page(path, 1, dpi=150, max_pixels=4_000_000)
     assert img.width * img.height <= 4_000_000 and img.info["dpi_used"] < 150
-    lazy = pdf_pages(path, max_pixels=4_000_000, ocr="never").items[0].load_image()
+    pages = pdf_pages(path, max_pixels=4_000_000, ocr="never")
+    lazy = pages.items[0].load_image()
     assert lazy.size == img.size
+    # the downscale is a recorded fallback: on the item, and among the document's warnings
+    meta = pages.items[0].meta
+    assert meta["render_dpi"] == pytest.approx(img.info["dpi_used"], abs=0.01)
+    assert meta["fallbacks"][0].startswith("downscaled: page 1 (5000x5000 pt)")
+    assert any("over max_pixels" in w for w in pages.warnings)
+    assert "render_dpi" not in pdf_pages(path, max_pixels=None, ocr="never").items[0].meta
+
+
+def test_a_pdf_with_thousands_of_pages_is_read_lazily(tmp_path):
+    import tracemalloc
+
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "long.pdf"
+    c = canvas.Canvas(str(path))
+    for n in range(1, 2001):
+        c.drawString(72, 720, f"page number {n} of the long report")
+        c.showPage()
+    c.save()
+    tracemalloc.start()
+    pages = pdf_pages(path, ocr="never", cache_dir=tmp_path / "cache")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(pages.items) == 2000 and peak < 64 * 2**20  # text and lazy handles only: no page was rendered
+    assert pages.items[1999].text.strip() == "page number 2000 of the long report"
+    assert not (tmp_path / "cache" / "renders").exists()
+    img = pages.items[999].load_image()  # one page renders on demand, and is cached
+    assert img.size == render_page(path, 1000).size
+    assert len(list((tmp_path / "cache" / "renders").rglob("*.png"))) == 1
