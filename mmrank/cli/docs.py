@@ -45,10 +45,18 @@ def cmd_bench_pages(args: argparse.Namespace) -> int:
     for w in bench.warnings[:20]:
         print(f"mmrank: warning: {w}", file=sys.stderr)
     log = None if args.json else (lambda m: print(f"... {m}", file=sys.stderr))
-    res = run_page_retrieval(bench, methods=[m for m in args.methods.split(",") if m], log=log, model=args.model)
+    settings = ("in_document", "collection") if args.setting == "both" else (args.setting,)
+    res = run_page_retrieval(
+        bench,
+        methods=[m for m in args.methods.split(",") if m],
+        log=log,
+        model=args.model,
+        rerank_depth=args.rerank_depth,
+        settings=settings,
+    )
     rows = ["| method | setting | recall@1 | recall@5 | ndcg@5 |", "|---|---|---|---|---|"]
     for m, r in res.items():
-        for s in ("in_document", "collection"):
+        for s in settings:
             v = r[s]
             rows.append(f"| {m} | {s} | {v['recall@1']:.4f} | {v['recall@5']:.4f} | {v['ndcg@5']:.4f} |")
     n = next(iter(res.values()))["queries"] if res else 0
@@ -75,8 +83,14 @@ def add_bench_parsers(bench_subparsers: Any) -> None:
         "page-retrieval", help="page retrieval (in document and across the collection) on an MMLongBench-style folder"
     )
     p.add_argument("--data", required=True, help="folder with documents/, queries.jsonl, page_qrels.tsv")
-    p.add_argument("--methods", default="bm25,dense,hybrid", help="add hybrid+ql (needs --model) for LLM reranking")
-    p.add_argument("--model", help="causal LM for hybrid+ql (hub id or local folder, e.g. Qwen2.5-0.5B-Instruct)")
+    p.add_argument(
+        "--methods",
+        default="bm25,dense,hybrid",
+        help="add hybrid+ql, hybrid+yes-no or hybrid+mm-r5 (need --model) for LLM reranking of the hybrid's top pages",
+    )
+    p.add_argument("--model", help="text LLM of the hybrid+ methods: hub id or local folder")
+    p.add_argument("--rerank-depth", type=positive_int, default=20, help="pages reranked per query by hybrid+ methods")
+    p.add_argument("--setting", default="both", choices=["both", "in_document", "collection"])
     p.add_argument("--queries", type=positive_int, help="use only the first N judged queries")
     p.add_argument("--cache-dir", help="cache page texts (OCR) here")
     p.add_argument("--json", action="store_true")

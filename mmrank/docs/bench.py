@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,11 @@ from mmrank.types import Corpus, Hit, Item, Query, Ranking, Run
 
 METRICS = ("recall@1", "recall@5", "ndcg@5")
 DEFAULT_METHODS = ("bm25", "dense", "hybrid")
-SLOW_METHODS = ("hybrid+ql",)  # hybrid, then query-likelihood reranking of the top RERANK_DEPTH with an LLM (--model)
+# hybrid, then an LLM reranker (--model) over the hybrid's top ``rerank_depth`` pages (their text)
+LLM_RERANKERS = {"hybrid+ql": "query-likelihood", "hybrid+yes-no": "yes-no", "hybrid+mm-r5": "mm-r5"}
+SLOW_METHODS = tuple(LLM_RERANKERS)
 RERANK_DEPTH = 20
+SETTINGS = ("in_document", "collection")
 
 
 @dataclass
@@ -132,19 +136,32 @@ def run_page_retrieval(
     k: int = 100,
     log: Callable[[str], None] | None = None,
     model: str | None = None,
+    rerank_depth: int = RERANK_DEPTH,
+    settings: Sequence[str] = SETTINGS,
+    reranker_kw: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``{method: {"in_document": {metric: mean}, "collection": {...}}, "queries": N}`` for BM25 over page text,
-    dense text (``encoder``, default the offline MiniLM) and their reciprocal-rank fusion (RRF, k=60);
-    ``"hybrid+ql"`` reranks the hybrid's top 20 with query likelihood (Zhuang et al., arXiv 2304.13010) on the causal
-    LM ``model`` (e.g. the offline Qwen2.5-0.5B), the rest keeping their order below."""
+    """``{method: {"in_document": {metric: mean}, "collection": {...}, "queries": N}}`` for BM25 over page text,
+    dense text (``encoder``, default the offline MiniLM) and their reciprocal-rank fusion (RRF, k=60).
+
+    The LLM methods rerank the hybrid's top ``rerank_depth`` pages by their text with the text LLM ``model`` (e.g.
+    the offline Qwen2.5-0.5B), the pages below keeping their order: ``"hybrid+ql"`` query likelihood (Zhuang et al.,
+    arXiv 2304.13010), ``"hybrid+yes-no"`` the pointwise yes/no head (p(yes), arXiv 2510.14824), ``"hybrid+mm-r5"``
+    MM-R5 listwise reasoning (arXiv 2506.12364) with page text in place of page images. ``reranker_kw`` maps a
+    method to extra keyword arguments of its reranker (e.g. ``{"hybrid+mm-r5": {"max_new_tokens": 512}}``).
+    A reranked method also reports ``"fallbacks"``: how often each recorded fallback fired (e.g. MM-R5 parse
+    repairs). ``settings`` limits the evaluation to ``"in_document"`` and/or ``"collection"``."""
     from mmrank.eval.metrics import evaluate
 
     unknown = set(methods) - set(DEFAULT_METHODS) - set(SLOW_METHODS)
     if unknown:
         known = ", ".join(DEFAULT_METHODS + SLOW_METHODS)
         raise DataFormatError(f"unknown page-retrieval method(s) {sorted(unknown)}; known: {known}")
-    if "hybrid+ql" in methods and not model:
-        raise DataFormatError("method 'hybrid+ql' needs a causal LM: pass model= (--model)")
+    slow = [m for m in methods if m in LLM_RERANKERS]
+    if slow and not model:
+        raise DataFormatError(f"method {slow[0]!r} needs a causal LM: pass model= (--model)")
+    bad = set(settings) - set(SETTINGS)
+    if bad or not settings:
+        raise DataFormatError(f"settings must be among {SETTINGS}, got {list(settings)}")
     say = log or (lambda _m: None)
     by_doc: dict[str, list[Item]] = {}
     for it in bench.pages:
@@ -153,7 +170,7 @@ def run_page_retrieval(
     for q in bench.queries:
         qs_by_doc.setdefault(q.meta["doc_id"], []).append(q)
     runs: dict[str, dict[str, list[Ranking]]] = {}
-    hybrid = "hybrid" in methods or "hybrid+ql" in methods
+    hybrid = "hybrid" in methods or bool(slow)
     need_dense = "dense" in methods or hybrid
     need_bm25 = "bm25" in methods or hybrid
     if need_bm25:
@@ -185,20 +202,31 @@ def run_page_retrieval(
             )
             for s in ("collection", "in_document")
         }
-    if "hybrid+ql" in methods:
+    fallbacks: dict[str, dict[str, int]] = {}
+    for m in slow:
         from mmrank import registry
 
-        say("hybrid+ql: query-likelihood reranking of the hybrid top 20")
-        ql = registry.reranker("query-likelihood", model=model)
-        runs["hybrid+ql"] = {
-            s: list(ql.rerank(None, Run(rs), top_k=RERANK_DEPTH).values()) for s, rs in runs["hybrid"].items()
-        }
+        say(f"{m}: {LLM_RERANKERS[m]} reranking of the hybrid top {rerank_depth}")
+        rr = registry.reranker(LLM_RERANKERS[m], model=model, **(reranker_kw or {}).get(m, {}))
+        runs[m] = {}
+        for s in settings:
+            done = rr.rerank(None, Run(runs["hybrid"][s]), top_k=rerank_depth)
+            runs[m][s] = list(done.values())
+            for r in runs[m][s]:
+                for note in r.fallbacks:
+                    key = f"{s}: {re.sub(r'[0-9]+', 'N', note)}"  # one counter per kind of fallback
+                    fallbacks.setdefault(m, {})[key] = fallbacks.setdefault(m, {}).get(key, 0) + 1
+        del rr
     out: dict[str, Any] = {}
     for m in methods:
         out[m] = {}
         for setting, rankings in runs[m].items():
+            if setting not in settings:
+                continue
             means = evaluate(Run(rankings), bench.qrels, METRICS, complete=True)
             assert isinstance(means, dict)
             out[m][setting] = {name: round(float(means[name]), 4) for name in METRICS}  # type: ignore[arg-type]
         out[m]["queries"] = len(bench.qrels)
+        if m in fallbacks:
+            out[m]["fallbacks"] = fallbacks[m]
     return out

@@ -104,12 +104,26 @@ def test_missing_files(tmp_path):
         load_mmdocir(tmp_path)
 
 
-def test_llm_reranking_method_keeps_the_candidates(tmp_path):
+def test_llm_reranking_methods_keep_the_candidates(tmp_path):
     from tests.tiny_text import save_tiny_qwen
 
     bench = load_mmdocir(write_set(tmp_path / "mmdocir"))
     with pytest.raises(DataFormatError, match="needs a causal LM"):
         run_page_retrieval(bench, methods=["hybrid+ql"])
-    res = run_page_retrieval(bench, methods=["hybrid", "hybrid+ql"], model=str(save_tiny_qwen(tmp_path / "lm")))
-    for s in ("in_document", "collection"):  # a random tiny LM reorders, but recall@5 over 2-3 pages cannot drop
-        assert res["hybrid+ql"][s]["recall@5"] == res["hybrid"][s]["recall@5"] == 1.0
+    with pytest.raises(DataFormatError, match="settings"):
+        run_page_retrieval(bench, methods=["hybrid"], settings=["everywhere"])
+    lm = str(save_tiny_qwen(tmp_path / "lm"))
+    methods = ["hybrid", "hybrid+ql", "hybrid+yes-no", "hybrid+mm-r5"]
+    res = run_page_retrieval(
+        bench, methods=methods, model=lm, reranker_kw={"hybrid+mm-r5": {"max_new_tokens": 8, "max_length": 4096}}
+    )
+    for m in methods[1:]:
+        for s in ("in_document", "collection"):  # a random tiny LM reorders, but recall@5 over 2-3 pages cannot drop
+            assert res[m][s]["recall@5"] == res["hybrid"][s]["recall@5"] == 1.0
+    # 8 new tokens of a random LM hold no answer tag: MM-R5 keeps the hybrid order and says so, per query
+    assert res["hybrid+mm-r5"]["in_document"] == res["hybrid"]["in_document"]
+    notes = res["hybrid+mm-r5"]["fallbacks"]
+    assert sum(n for key, n in notes.items() if "no <answer>" in key) == 2 * len(bench.qrels)
+    only = run_page_retrieval(bench, methods=["hybrid+yes-no"], model=lm, settings=["in_document"])
+    assert set(only["hybrid+yes-no"]) == {"in_document", "queries"}
+    assert only["hybrid+yes-no"]["in_document"] == res["hybrid+yes-no"]["in_document"]
