@@ -143,16 +143,19 @@ def pdf_pages(
         try:
             entry = json.loads(cached.read_text())
             texts = [(str(t), str(s)) for t, s in entry["pages"]]
-            sizes = [(float(w), float(h)) for w, h in entry["sizes"]]
-            if len(sizes) != len(texts):
-                raise ValueError("sizes do not match pages")
+            if "sizes" in entry:  # entries written before sizes were kept get them added below
+                sizes = [(float(w), float(h)) for w, h in entry["sizes"]]
+                if len(sizes) != len(texts):
+                    raise ValueError("sizes do not match pages")
         except (ValueError, KeyError, TypeError):
-            texts = None  # a damaged (or older) cache entry is recomputed
-    if texts is None or sizes is None:
+            texts, sizes = None, None  # a damaged cache entry is recomputed
+    fresh = texts is None or sizes is None
+    if texts is None:
         texts = _page_texts(p, ocr=ocr, dpi=dpi, max_pixels=max_pixels, password=password, min_chars=min_chars)
+    if sizes is None:
         sizes = page_sizes(p, password=password)
-        if cached is not None:
-            store.atomic_write_bytes(cached, json.dumps({"pages": texts, "sizes": sizes}).encode())
+    if fresh and cached is not None:
+        store.atomic_write_bytes(cached, json.dumps({"pages": texts, "sizes": sizes}).encode())
     items = []
     warnings = []
     for n, ((text, source), (w, h)) in enumerate(zip(texts, sizes, strict=True), start=1):

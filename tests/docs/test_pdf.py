@@ -74,9 +74,11 @@ def test_ocr_fallback_reads_a_scanned_page(files, tmp_path):
     (entry,) = (tmp_path / "text").glob("*.json")
     cached = json.loads(entry.read_text())
     cached["pages"][1][0] = "FROM THE CACHE"
+    sizes = cached.pop("sizes")  # as an entry written before page sizes were kept
     entry.write_text(json.dumps(cached))
     again = pdf_pages(files["scanned"], cache_dir=tmp_path)
-    assert again.items[1].text == "FROM THE CACHE"
+    assert again.items[1].text == "FROM THE CACHE"  # its texts are reused (no second OCR), its sizes added
+    assert json.loads(entry.read_text())["sizes"] == sizes
     # renders are cached too
     again.items[0].load_image()
     assert list((tmp_path / "renders").rglob("*.png"))
