@@ -43,7 +43,7 @@ def run_text_demo(top: int = 3) -> tuple[dict[str, Any], list[str]]:
     return {"metrics": metrics, "results": results}, lines
 
 
-def run_demo(images: bool = True) -> dict[str, Any]:
+def run_demo(images: bool = True, qa_model: str | None = None) -> dict[str, Any]:
     payload, lines = run_text_demo()
     out: dict[str, Any] = {"text": payload}
     if images:
@@ -57,7 +57,7 @@ def run_demo(images: bool = True) -> dict[str, Any]:
             out["images"] = img_lines
         from mmrank.docs.demo import run_pdf_demo
 
-        pdf_lines = run_pdf_demo()
+        pdf_lines = run_pdf_demo(qa_model=qa_model)
         lines += ["", *pdf_lines]
         out["pdf"] = pdf_lines
     return {"json": out, "text": "\n".join(lines)}

@@ -99,7 +99,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mmrank.demo import run_demo
 
-    result = run_demo(images=not args.text_only)
+    result = run_demo(images=not args.text_only, qa_model=args.qa_model)
     emit(args, result["json"], result["text"])
     return 0
 
@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--option", action="append", metavar="KEY=VALUE", help="extra reranker argument")
 
     d = add("demo", "run retrieve -> rerank -> evaluate offline on the bundled sample", _cmd_demo)
-    d.add_argument("--text-only", action="store_true", help="skip the image search part")
+    d.add_argument("--text-only", action="store_true", help="skip the image and PDF parts")
+    d.add_argument("--qa-model", help="text LLM or VLM (hub id or local folder): answer the PDF questions with it")
 
     b = sub.add_parser("bench", help="benchmarks", description="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True)
