@@ -33,8 +33,8 @@ def run_pdf_demo(k: int = 2, qa_model: str | None = None) -> list[str]:
             lines.append(f"  p.{h.item.page.page if h.item and h.item.page else '?'}  {h.score:.3f}  {gist[:70]}")
         if lm is not None:
             ans = answer_from_pages(q, run[f"q{i}"].hits, lm, max_new_tokens=48)
-            pages = ", ".join(f"p.{c.page}" for c in ans.citations)
-            lines.append(f"  A ({ans.model}): {' '.join(ans.text.split())[:160]}  [cited: {pages}]")
+            cited = ", ".join(f"p.{c.page}" for c in ans.citations)
+            lines.append(f"  A ({ans.model}): {' '.join(ans.text.split())[:160]}  [cited: {cited}]")
             lines += [f"  (fallback: {f})" for f in ans.fallbacks]
     if lm is None:
         lines.append("(answers with cited pages: mmrank demo --qa-model <LLM or VLM>, or mmrank ask <pdf> ...)")
