@@ -1,32 +1,39 @@
 """The HTTP service: FastAPI over any index :func:`mmrank.collection.open_index` opens, plus any registered reranker.
 
-Endpoints: ``POST /search`` (text, image upload or both), ``POST /rerank`` (the ``query, documents, top_n ->
+Endpoints: ``POST /search`` (text, image or both -- a composed query -- as a multipart form with an uploaded file,
+or as a JSON body with the image in base64), ``POST /rerank`` (the ``query, documents, top_n ->
 results[{index, relevance_score, document}]`` shape of common rerank services), ``POST /ask`` (only when the
 collection has an ``ask`` method), ``GET /`` (results page), ``GET /image/{id}`` (thumbnails and page images, only
 from inside the index's folders), ``GET /item/{id}``, ``GET /healthz`` and FastAPI's OpenAPI schema and docs.
 
 Models load once in :func:`create_app`; search and rerank requests go through a :class:`MicroBatcher` each, so
-concurrent requests share one model call. With an API key every path but ``/healthz`` needs it
-(``Authorization: Bearer KEY``, ``X-API-Key: KEY``, or the cookie ``GET /?api_key=KEY`` sets for the page).
+concurrent requests share one model call (text, image and composed queries alike: the collection's ``search_batch``
+encodes a batch at once; ``GET /info`` counts requests, batches and encoder calls). With an API key every path but
+``/healthz`` needs it (``Authorization: Bearer KEY``, ``X-API-Key: KEY``, or the cookie ``GET /?api_key=KEY`` sets
+for the page).
 Every error is JSON ``{"error": message}`` with its status code; a stack trace never leaves the process.
 """
 
+import base64
+import binascii
 import concurrent.futures
 import contextlib
 import dataclasses
 import io
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mmrank.errors import ImageLoadError, MmrankError
@@ -58,6 +65,39 @@ class RerankRequest(BaseModel):
     top_n: int | None = Field(None, ge=1)
     return_documents: bool = True
     model: str | None = None
+
+
+class SearchRequest(BaseModel):
+    """``POST /search`` as JSON (``application/json``); the multipart form has the same fields, with ``image`` an
+    uploaded file instead of ``image_b64``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(None, description="query text (with an image: the modification text)")
+    k: int = Field(10, ge=1, le=MAX_K)
+    rerank: bool = Field(False, description="rerank the hits with the service's reranker")
+    image_b64: str | None = Field(None, description="query image, base64 (a data: URL is accepted too)")
+
+
+SEARCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SearchRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string", "description": "query text (with an image: the modification)"},
+                        "image": {"type": "string", "format": "binary", "description": "query image"},
+                        "k": {"type": "integer", "default": 10, "minimum": 1, "maximum": MAX_K},
+                        "rerank": {"type": "boolean", "default": False},
+                    },
+                }
+            },
+        },
+    }
+}
 
 
 class AskRequest(BaseModel):
@@ -116,11 +156,11 @@ def hit_json(rank: int, h: Hit) -> dict[str, Any]:
 
 
 def ranking_json(r: Ranking, k: int) -> dict[str, Any]:
-    return {
-        "query_id": r.query_id,
-        "hits": [hit_json(i, h) for i, h in enumerate(r.hits[:k], 1)],
-        "provenance": {"stage": r.stage, "model_calls": r.model_calls, "fallbacks": list(r.fallbacks)},
-    }
+    prov: dict[str, Any] = {"stage": r.stage, "model_calls": r.model_calls, "fallbacks": list(r.fallbacks)}
+    for key in ("composed", "batch"):  # how a composed query was embedded; how many queries shared the calls
+        if key in r.meta:
+            prov[key] = _json_safe(r.meta[key])
+    return {"query_id": r.query_id, "hits": [hit_json(i, h) for i, h in enumerate(r.hits[:k], 1)], "provenance": prov}
 
 
 class Service:
@@ -149,7 +189,7 @@ class Service:
     def _search_batch(self, jobs: list[SearchJob]) -> list[Ranking]:
         c = self.collection
         depth = max(j.k for j in jobs)
-        if hasattr(c, "search_batch") and all(j.query.image is None for j in jobs):
+        if hasattr(c, "search_batch"):  # text, image and composed queries: one batch, one encoding per modality
             rankings = list(c.search_batch([j.query for j in jobs], depth))
         else:
             rankings = [c.search(j.query, depth) for j in jobs]
@@ -173,6 +213,16 @@ class Service:
             rankings.append(Ranking(key, hits))
         out = self.reranker.rerank(queries, Run(rankings))
         return [out[f"__{n}"] for n in range(len(jobs))]
+
+    def query_error(self, q: Query) -> str | None:
+        """Why the collection cannot answer ``q`` (checked before ``q`` joins a batch, so that one bad request
+        never fails the others of its batch)."""
+        c = self.collection
+        if hasattr(c, "query_error"):
+            return c.query_error(q)  # type: ignore[no-any-return]
+        if q.composed:
+            return f"the {getattr(c, 'kind', 'opened')!r} index does not support composed (image + text) queries"
+        return None
 
     # files
     def allowed_roots(self) -> list[Path]:
@@ -295,7 +345,7 @@ def create_app(
         length = request.headers.get("content-length")
         if length is not None:
             try:
-                too_big = int(length) > max_upload_bytes + (64 << 10)
+                too_big = int(length) > max_upload_bytes * 4 // 3 + (64 << 10)  # base64 in a JSON body
             except ValueError:
                 return error(400, "bad Content-Length header")
             if too_big:
@@ -346,10 +396,16 @@ def create_app(
             "reranker": svc.reranker_name,
             "can_ask": hasattr(c, "ask"),
             "micro_batch": {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue},
+            "stats": {
+                "search_requests": sum(svc.search_batcher.batches),
+                "search_batches": len(svc.search_batcher.batches),
+                "encoder_calls": getattr(c, "encoder_calls", None),
+                "rerank_requests": sum(svc.rerank_batcher.batches),
+                "rerank_batches": len(svc.rerank_batcher.batches),
+            },
         }
 
-    async def read_upload(image: UploadFile) -> Any:
-        data = await image.read(max_upload_bytes + 1)
+    def decode_image(data: bytes) -> Any:
         if len(data) > max_upload_bytes:
             raise ServeError(413, f"image upload larger than {max_upload_bytes} bytes")
         if not data:
@@ -360,24 +416,75 @@ def create_app(
             status = 413 if "limit" in str(e) or "bomb" in str(e) else 400
             raise ServeError(status, f"uploaded image: {e}") from None
 
-    @app.post("/search")
-    async def search(
-        text: Annotated[str | None, Form(description="query text (with an image: the modification text)")] = None,
-        image: Annotated[UploadFile | None, File(description="query image")] = None,
-        k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
-        rerank: Annotated[bool, Form(description="rerank the hits with the service's reranker")] = False,
-    ) -> dict[str, Any]:
-        """Search the index with text, an uploaded image, or both (a composed query)."""
+    async def read_upload(image: UploadFile) -> Any:
+        return decode_image(await image.read(max_upload_bytes + 1))
+
+    def invalid(e: ValidationError) -> RequestValidationError:
+        return RequestValidationError([{**err, "loc": ("body", *err.get("loc", ()))} for err in e.errors()])
+
+    async def search_request(request: Request) -> tuple[SearchRequest, Any, str]:
+        """The fields, the decoded image (or None) and the image's label, from a JSON body or a multipart form."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            try:
+                raw = json.loads(await request.body())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ServeError(400, f"malformed JSON body: {e}") from None
+            if not isinstance(raw, dict):
+                raise ServeError(422, "the JSON body must be an object with text / image_b64 / k / rerank")
+            try:
+                body = SearchRequest.model_validate(raw)
+            except ValidationError as e:
+                raise invalid(e) from None
+            pil = None
+            if body.image_b64:
+                b64 = body.image_b64.split(",", 1)[1] if body.image_b64.startswith("data:") else body.image_b64
+                if len(b64) > (max_upload_bytes + 2) // 3 * 4 + 4:
+                    raise ServeError(413, f"image upload larger than {max_upload_bytes} bytes")
+                try:
+                    data = base64.b64decode(b64, validate=True)
+                except (binascii.Error, ValueError):
+                    raise ServeError(400, "image_b64 is not valid base64") from None
+                pil = decode_image(data)
+            return body, pil, "image"
+        if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded", ""):
+            raise ServeError(415, f"POST /search takes application/json or a multipart form, not {ctype!r}")
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except Exception as e:  # malformed multipart / too many parts (starlette raises its own errors)
+            raise ServeError(400, f"malformed form body: {e}") from None
+        image = form.get("image")
+        fields = {key: v for key, v in form.items() if key != "image" and isinstance(v, str)}
+        try:
+            body = SearchRequest.model_validate({key: v for key, v in fields.items() if v != "" or key != "text"})
+        except ValidationError as e:
+            raise invalid(e) from None
+        if isinstance(image, str) and image:
+            raise ServeError(422, "image: upload a file (multipart form), or send image_b64 in a JSON body")
+        has_file = isinstance(image, UploadFile) and bool(image.filename)
+        if not has_file:
+            return body, None, "image"
+        assert isinstance(image, UploadFile)
+        return body, await read_upload(image), str(image.filename)
+
+    @app.post("/search", openapi_extra=SEARCH_BODY)
+    async def search(request: Request) -> dict[str, Any]:
+        """Search the index with text, an image, or both (a composed query): a multipart form (``text``, ``image``
+        file, ``k``, ``rerank``) or a JSON body (``text``, ``image_b64``, ``k``, ``rerank``); same response."""
         if svc.collection is None:
             raise ServeError(404, "this service has no index; /rerank only")
-        if rerank and svc.reranker is None:
+        body, pil, label = await search_request(request)
+        if body.rerank and svc.reranker is None:
             raise ServeError(400, "rerank=true but the service has no reranker (start it with --reranker)")
-        text = text if text and text.strip() else None
-        pil = await read_upload(image) if image is not None and image.filename else None
+        text = body.text if body.text and body.text.strip() else None
         if text is None and pil is None:
             raise ServeError(422, "give a query text, an image, or both")
-        q = Query("query", text=text, image=pil, meta={"label": image.filename if image and pil else "text"})
-        r = await svc.search_batcher.submit(SearchJob(q, k, rerank))
+        q = Query("query", text=text, image=pil, meta={"label": label if pil is not None else "text"})
+        why = svc.query_error(q)
+        if why is not None:
+            raise ServeError(400, f"cannot answer this {q.modality} query: {why}")
+        r = await svc.search_batcher.submit(SearchJob(q, body.k, body.rerank))
+        k = body.k
         return {"modality": q.modality, "collection": getattr(svc.collection, "kind", None), **ranking_json(r, k)}
 
     @app.post("/rerank")
