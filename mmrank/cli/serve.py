@@ -155,8 +155,6 @@ def extend_parsers(subparsers: Any) -> None:
                 if args.retriever == "dense" and not args.model:
                     args.model = None  # the default MiniLM
                 return cmd_index_text(args)
-            if args.engine == "ray":
-                raise OptionError("--engine ray indexes text corpora (JSONL / BEIR); image folders run locally")
             return int(image_index(args))
 
         p.set_defaults(func=index)

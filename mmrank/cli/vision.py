@@ -47,6 +47,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if _holds_pdfs(args.folder):  # a PDF or a folder of PDFs: a page index (text layer / OCR, BM25 [+ dense])
         from mmrank.docs.index import index_pdfs
 
+        if getattr(args, "engine", "local") == "ray":
+            raise OptionError("--engine ray encodes text corpora and image folders; PDF page indexes run locally")
+
         rep = index_pdfs(
             args.folder, args.out, encoder=args.text_encoder, overwrite=args.overwrite, progress=not args.json
         )
@@ -67,6 +70,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        engine=getattr(args, "engine", "local"),  # --engine / --ray-address / --workers come from cli/serve.py
+        ray_address=getattr(args, "ray_address", None),
+        workers=getattr(args, "workers", 1),
     )
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
