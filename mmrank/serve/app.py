@@ -182,8 +182,40 @@ class Service:
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmrank-model")
         kw: dict[str, Any] = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue}
         kw["executor"] = self.executor
-        self.search_batcher: MicroBatcher[SearchJob, Ranking] = MicroBatcher(self._search_batch, **kw)
-        self.rerank_batcher: MicroBatcher[RerankJob, Ranking] = MicroBatcher(self._rerank_batch, **kw)
+        self.search_batcher: MicroBatcher[SearchJob, Ranking] = MicroBatcher(self._isolated(self._search_batch), **kw)
+        self.rerank_batcher: MicroBatcher[RerankJob, Ranking] = MicroBatcher(self._isolated(self._rerank_batch), **kw)
+
+    @staticmethod
+    def _isolated(fn: Any) -> Any:
+        """``fn`` over a batch; if the batch fails, each job again alone, so that one bad request gets its own
+        error and never fails the requests that happened to share its batch."""
+
+        def run(jobs: list[Any]) -> list[Any]:
+            try:
+                return list(fn(jobs))
+            except Exception as e:
+                if len(jobs) == 1:
+                    raise
+                log.info("a batch of %d failed (%s); answering its requests one by one", len(jobs), e)
+            out: list[Any] = []
+            for job in jobs:
+                try:
+                    out.append(fn([job])[0])
+                except Exception as err:  # raised to that request alone by the batcher
+                    out.append(err)
+            return out
+
+        return run
+
+    def rerank_error(self, q: Query) -> str | None:
+        """Why the service's reranker cannot rerank hits for ``q`` (a text-only reranker and a query image)."""
+        mods = set(getattr(self.reranker, "modalities", ()) or ())
+        if q.image is not None and mods and mods <= {"text"}:
+            return (
+                f"the reranker {self.reranker_name or type(self.reranker).__name__!r} reads text only; it cannot "
+                f"rerank for this {q.modality} query (search without rerank, or serve an image-capable reranker)"
+            )
+        return None
 
     # model calls: always on the one model thread
     def _search_batch(self, jobs: list[SearchJob]) -> list[Ranking]:
@@ -480,7 +512,7 @@ def create_app(
         if text is None and pil is None:
             raise ServeError(422, "give a query text, an image, or both")
         q = Query("query", text=text, image=pil, meta={"label": label if pil is not None else "text"})
-        why = svc.query_error(q)
+        why = svc.query_error(q) or (svc.rerank_error(q) if body.rerank else None)
         if why is not None:
             raise ServeError(400, f"cannot answer this {q.modality} query: {why}")
         r = await svc.search_batcher.submit(SearchJob(q, body.k, body.rerank))

@@ -128,6 +128,40 @@ def test_concurrent_image_queries_share_model_calls(server, image_index):
         np.testing.assert_allclose([h["score"] for h in a["hits"]], [h["score"] for h in b["hits"]], atol=1e-5)
 
 
+def test_text_reranker_refuses_image_queries_before_batching(server, image_index):
+    data = (image_index.parent / "photos" / "coffee.jpg").read_bytes()
+    for text in ("", MOD):  # an image query, a composed one
+        r = httpx.post(
+            server + "/search",
+            data={"text": text, "rerank": "true"},
+            files={"image": ("q.jpg", data, "image/jpeg")},
+            headers=KEY,
+        )
+        assert r.status_code == 400 and "reads text only" in r.json()["error"], r.text
+
+
+def test_one_failing_request_does_not_fail_its_batch():
+    from mmrank.serve.app import Service
+    from mmrank.serve.batcher import MicroBatcher
+
+    def model(jobs: list[int]) -> list[int]:  # fails as a whole when any job is negative
+        if any(j < 0 for j in jobs):
+            raise ValueError(f"cannot take {min(jobs)}")
+        return [10 * j for j in jobs]
+
+    async def go() -> list:
+        b = MicroBatcher(Service._isolated(model), max_batch=8, max_wait_ms=50)
+        await b.start()
+        out = await asyncio.gather(*(b.submit(j) for j in [1, 2, -3, 4]), return_exceptions=True)
+        await b.stop()
+        assert b.batches == [4]  # one batch: it failed, then each job ran alone
+        return out
+
+    out = asyncio.run(go())
+    assert out[:2] == [10, 20] and out[3] == 40
+    assert isinstance(out[2], ValueError) and "-3" in str(out[2])
+
+
 # --- indexes that cannot read an image and a text together: 400 with the reason (in-process app) ------------
 def _post_composed(client, photo) -> httpx.Response:
     return client.post("/search", data={"text": "in red"}, files={"image": ("q.jpg", photo.read_bytes(), "image/jpeg")})
