@@ -100,15 +100,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     from mmrank.vision.search import ImageSearch
     from mmrank.vision.sheet import contact_sheet
 
-    if bool(args.text) == bool(args.image):
-        raise OptionError("give exactly one of --text or --image")
+    if not args.text and not args.image:
+        raise OptionError("give --text, --image, or both (a composed query: the image modified by the text)")
     from pathlib import Path
 
-    q = (
-        Query("query", text=args.text)
-        if args.text
-        else Query("query", image=args.image, meta={"label": Path(args.image).name})
-    )
+    q = Query("query", text=args.text or None, image=args.image, meta={"label": Path(args.image or "text").name})
     from pathlib import Path as _P
 
     if (_P(args.index_dir) / "mmrank_pages.json").is_file():
@@ -132,7 +128,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         png = args.sheet or str(Path(args.html).with_suffix(".png"))
         contact_sheet(q, ranking, png, args.html, k=args.k)
     if args.json:
-        payload = {"query": args.text or args.image, "hits": [{"id": h.id, "score": h.score} for h in ranking]}
+        query = {"text": args.text, "image": args.image} if q.composed else args.text or args.image
+        payload: dict[str, Any] = {"query": query, "hits": [{"id": h.id, "score": h.score} for h in ranking]}
+        if "composed" in ranking.meta:
+            payload["composed"] = ranking.meta["composed"]
         print(json.dumps(json_safe(payload), allow_nan=False))
     else:
         for r, h in enumerate(ranking, 1):
@@ -212,8 +211,8 @@ def add_parsers(subparsers: Any, *, with_bench: bool = False) -> None:
 
     p = subparsers.add_parser("search", help="search an image index with a text or an image query")
     p.add_argument("index_dir")
-    p.add_argument("--text")
-    p.add_argument("--image")
+    p.add_argument("--text", help="query text (with --image: the modification text of a composed query)")
+    p.add_argument("--image", help="query image (with --text: a composed query, CLIP-style indexes only)")
     p.add_argument("-k", type=positive_int, default=10)
     p.add_argument("--rerank", action="store_true", help="SuperGlobal reranking of the top 400")
     p.add_argument("--sheet", help="write a contact sheet PNG here")

@@ -69,6 +69,18 @@ def test_composed_search_form_and_json_equal_the_formula(server, image_index, re
     _check(r.json(), reference, 3)
 
 
+def test_cli_search_takes_a_composed_query(image_index, reference, capsys):
+    import json
+
+    from mmrank.cli.main import main
+
+    photo = image_index.parent / "photos" / "coffee.jpg"
+    assert main(["search", str(image_index), "--image", str(photo), "--text", MOD, "-k", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [h["id"] for h in out["hits"]] == reference[0][:4] and out["composed"]["method"] == "cir-sum"
+    np.testing.assert_allclose([h["score"] for h in out["hits"]], reference[1][:4], atol=1e-5)
+
+
 def test_json_body_matches_the_form(server, image_index):
     form = httpx.post(server + "/search", data={"text": "a photo of a cat", "k": "4"}, headers=KEY).json()
     body = httpx.post(server + "/search", json={"text": "a photo of a cat", "k": 4}, headers=KEY).json()
