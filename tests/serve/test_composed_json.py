@@ -91,6 +91,8 @@ def test_json_body_matches_the_form(server, image_index):
     assert r.status_code == 200 and r.json()["modality"] == "image" and r.json()["hits"][0]["id"] == "rocket.jpg"
     r = httpx.post(server + "/search", json={"text": "cat", "rerank": True, "k": 3}, headers=KEY)
     assert r.status_code == 200 and r.json()["provenance"]["stage"] == "bi-encoder"
+    body_doc = httpx.get(server + "/openapi.json", headers=KEY).json()["paths"]["/search"]["post"]["requestBody"]
+    assert {"application/json", "multipart/form-data"} <= set(body_doc["content"])
 
 
 def test_bad_json_bodies_are_json_errors(server):
