@@ -181,7 +181,7 @@ def _post_composed(client, photo) -> httpx.Response:
     return client.post("/search", data={"text": "in red"}, files={"image": ("q.jpg", photo.read_bytes(), "image/jpeg")})
 
 
-def test_cnn_and_text_indexes_refuse_composed_queries(tmp_path, image_index):
+def test_cnn_text_and_page_indexes_refuse_composed_queries(tmp_path, image_index):
     import torch
     import torchvision
     from fastapi.testclient import TestClient
@@ -211,3 +211,12 @@ def test_cnn_and_text_indexes_refuse_composed_queries(tmp_path, image_index):
         r = _post_composed(c, photo)
         assert r.status_code == 400 and "text only" in r.json()["error"] and "composed" in r.json()["error"]
         assert c.post("/search", json={"text": "red cup"}).json()["hits"][0]["id"] == "a"
+    from mmrank.docs.index import index_pdfs
+    from tests.docs.pdfs import text_pdf
+
+    (tmp_path / "pdfs").mkdir()
+    text_pdf(tmp_path / "pdfs" / "a.pdf")
+    index_pdfs(tmp_path / "pdfs", tmp_path / "pages", progress=False)
+    with TestClient(create_app(tmp_path / "pages")) as c:
+        r = _post_composed(c, photo)
+        assert r.status_code == 400 and "page index" in r.json()["error"] and "image" in r.json()["error"]
