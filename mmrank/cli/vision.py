@@ -122,7 +122,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             for r, h in enumerate(ranking, 1):
                 print(f"{r:3d}  {h.score:.4f}  {h.id}")
         return 0
-    engine = ImageSearch(args.index_dir, device=args.device)
+    engine = ImageSearch(args.index_dir, device=args.device, compose_alpha=args.compose_alpha)
     ranking = engine.search(q, args.k, rerank=args.rerank)
     if args.sheet or args.html:
         png = args.sheet or str(Path(args.html).with_suffix(".png"))
@@ -213,6 +213,12 @@ def add_parsers(subparsers: Any, *, with_bench: bool = False) -> None:
     p.add_argument("index_dir")
     p.add_argument("--text", help="query text (with --image: the modification text of a composed query)")
     p.add_argument("--image", help="query image (with --text: a composed query, CLIP-style indexes only)")
+    p.add_argument(
+        "--compose-alpha",
+        type=float,
+        default=0.65,
+        help="text weight of a composed query, normalize((1-a) E_img + a E_txt) (WeiMoCIR default 0.65)",
+    )
     p.add_argument("-k", type=positive_int, default=10)
     p.add_argument("--rerank", action="store_true", help="SuperGlobal reranking of the top 400")
     p.add_argument("--sheet", help="write a contact sheet PNG here")

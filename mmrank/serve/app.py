@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mmrank.errors import ImageLoadError, MmrankError
+from mmrank.errors import ImageLoadError, MmrankError, OptionError
 from mmrank.serve.batcher import MicroBatcher, Overloaded
 from mmrank.types import Hit, Item, Query, Ranking, Run, load_image
 
@@ -321,13 +321,15 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     qa_model: str | None = None,
+    compose_alpha: float | None = None,
 ) -> Any:
     """A FastAPI app serving ``index_dir`` (opened once with :func:`~mmrank.collection.open_index`, or pass an
     opened ``collection``) and ``reranker`` (a registry name with ``model`` / ``reranker_options``, or an instance).
 
     ``max_batch=1`` turns micro-batching off (one request per model call); ``api_key`` protects every path but
     ``/healthz``. ``qa_model`` (a text LLM or VLM for a page index) enables ``POST /ask``. Uploads above
-    ``max_upload_bytes`` answer 413, images above ``max_pixels`` 413 too.
+    ``max_upload_bytes`` answer 413, images above ``max_pixels`` 413 too. ``compose_alpha`` sets the text weight of
+    composed queries on an image index (default 0.65, :mod:`mmrank.vision.search`).
     """
     from mmrank.serve.page import render_page
 
@@ -339,6 +341,13 @@ def create_app(
         if qa_model:
             kw["qa_model"] = qa_model
         collection = open_index(d, **kw)
+    if compose_alpha is not None:
+        if not hasattr(collection, "compose_alpha"):
+            kind = getattr(collection, "kind", "?")
+            raise OptionError(f"compose_alpha applies to CLIP image indexes, not a {kind!r} index")
+        if not 0.0 <= compose_alpha <= 1.0:
+            raise OptionError(f"compose_alpha must lie in [0, 1], got {compose_alpha}")
+        collection.compose_alpha = float(compose_alpha)
     rr, rr_name = _build_reranker(reranker, model, reranker_options)
     svc = Service(collection, d, rr, rr_name, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
 

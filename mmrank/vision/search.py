@@ -19,7 +19,7 @@ import numpy as np
 
 from mmrank.cir.compose import ALPHA, compose
 from mmrank.encoders.base import Encoder
-from mmrank.errors import DataFormatError, ImageLoadError, IndexCorruptError
+from mmrank.errors import DataFormatError, ImageLoadError, IndexCorruptError, OptionError
 from mmrank.index.base import VectorIndex
 from mmrank.index.fingerprint import encoder_cache_id
 from mmrank.types import Hit, ImageSource, Item, Query, Ranking, Run
@@ -47,7 +47,8 @@ class ImageSearch:
         device: str | None = None,
         compose_alpha: float = ALPHA,
     ) -> None:
-        compose(np.ones((1, 1)), np.ones((1, 1)), compose_alpha)  # validates alpha in [0, 1] early
+        if not 0.0 <= float(compose_alpha) <= 1.0:
+            raise OptionError(f"compose_alpha must lie in [0, 1], got {compose_alpha}")
         self.compose_alpha = float(compose_alpha)
         self.encoder_calls = 0
         d = Path(index_dir)

@@ -79,6 +79,15 @@ def test_cli_search_takes_a_composed_query(image_index, reference, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [h["id"] for h in out["hits"]] == reference[0][:4] and out["composed"]["method"] == "cir-sum"
     np.testing.assert_allclose([h["score"] for h in out["hits"]], reference[1][:4], atol=1e-5)
+    # the weight's ends: alpha = 1 searches with the text alone, alpha = 0 with the image alone
+    for alpha, alone in [("1", ["--text", MOD]), ("0", ["--image", str(photo)])]:
+        assert main(["search", str(image_index), "--image", str(photo), "--text", MOD, "--compose-alpha", alpha,
+                     "-k", "8", "--json"]) == 0  # fmt: skip
+        mixed = json.loads(capsys.readouterr().out)["hits"]
+        assert main(["search", str(image_index), *alone, "-k", "8", "--json"]) == 0
+        single = json.loads(capsys.readouterr().out)["hits"]
+        np.testing.assert_allclose([h["score"] for h in mixed], [h["score"] for h in single], atol=1e-5)
+    assert main(["search", str(image_index), "--image", str(photo), "--text", MOD, "--compose-alpha", "1.5"]) == 2
 
 
 def test_json_body_matches_the_form(server, image_index):
@@ -187,6 +196,7 @@ def test_cnn_text_and_page_indexes_refuse_composed_queries(tmp_path, image_index
     from fastapi.testclient import TestClient
 
     from mmrank.encoders.cnn import CNNEncoder
+    from mmrank.errors import OptionError
     from mmrank.retrieve.text_index import index_corpus
     from mmrank.serve import create_app
     from mmrank.types import Corpus, Item
@@ -211,6 +221,8 @@ def test_cnn_text_and_page_indexes_refuse_composed_queries(tmp_path, image_index
         r = _post_composed(c, photo)
         assert r.status_code == 400 and "text only" in r.json()["error"] and "composed" in r.json()["error"]
         assert c.post("/search", json={"text": "red cup"}).json()["hits"][0]["id"] == "a"
+    with pytest.raises(OptionError, match="CLIP image indexes"):
+        create_app(tmp_path / "txt", compose_alpha=0.5)
     from mmrank.docs.index import index_pdfs
     from tests.docs.pdfs import text_pdf
 
