@@ -479,7 +479,7 @@ def create_app(
                 raise invalid(e) from None
             pil = None
             if body.image_b64:
-                b64 = body.image_b64.split(",", 1)[1] if body.image_b64.startswith("data:") else body.image_b64
+                b64 = body.image_b64.partition(",")[2] if body.image_b64.startswith("data:") else body.image_b64
                 if len(b64) > (max_upload_bytes + 2) // 3 * 4 + 4:
                     raise ServeError(413, f"image upload larger than {max_upload_bytes} bytes")
                 try:
@@ -525,8 +525,8 @@ def create_app(
         if why is not None:
             raise ServeError(400, f"cannot answer this {q.modality} query: {why}")
         r = await svc.search_batcher.submit(SearchJob(q, body.k, body.rerank))
-        k = body.k
-        return {"modality": q.modality, "collection": getattr(svc.collection, "kind", None), **ranking_json(r, k)}
+        kind = getattr(svc.collection, "kind", None)
+        return {"modality": q.modality, "collection": kind, **ranking_json(r, body.k)}
 
     @app.post("/rerank")
     async def rerank_docs(body: RerankRequest) -> dict[str, Any]:

@@ -113,8 +113,9 @@ def test_bad_json_bodies_are_json_errors(server):
     for bad, word in [({"text": "cat", "k": 0}, "k"), ({"text": "cat", "top": 3}, "top"), ({"k": 3}, "text, an image")]:
         r = httpx.post(server + "/search", json=bad, headers=KEY)
         assert r.status_code == 422 and word in r.json()["error"], (bad, r.text)
-    r = httpx.post(server + "/search", json={"text": "cat", "image_b64": "not base64!"}, headers=KEY)
-    assert r.status_code == 400 and "base64" in r.json()["error"]
+    for bad_b64 in ("not base64!", "data:image/png;base64"):  # the second: a data: URL without its comma
+        r = httpx.post(server + "/search", json={"text": "cat", "image_b64": bad_b64}, headers=KEY)
+        assert r.status_code == 400 and ("base64" in r.json()["error"] or "empty" in r.json()["error"]), r.text
     r = httpx.post(server + "/search", json={"image_b64": base64.b64encode(b"no image").decode()}, headers=KEY)
     assert r.status_code == 400 and "cannot decode" in r.json()["error"]
     r = httpx.post(server + "/search", content=b"text=cat", headers={**KEY, "content-type": "text/plain"})
