@@ -16,7 +16,12 @@ from mmrank.types import Item, Query, Ranking
 
 @runtime_checkable
 class Collection(Protocol):
-    """What every opened index offers: search with a :class:`Query` and item lookup by id."""
+    """What every opened index offers: search with a :class:`Query` and item lookup by id.
+
+    Optional, used by the service when present: ``search_batch(queries, k) -> list[Ranking]`` (several queries in
+    one model call: micro-batching) and ``query_error(query) -> str | None`` (why the index cannot answer a query,
+    e.g. a composed one on a text index, so that it is refused with 400 before it joins a batch).
+    """
 
     kind: str
 

@@ -45,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=1 if args.no_batching else args.max_batch,
         max_wait_ms=args.max_wait_ms,
         qa_model=args.qa_model,
+        compose_alpha=args.compose_alpha,
     )
     print(f"mmrank: serving {args.index_dir or '(no index)'} on http://{args.host}:{args.port}/", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
@@ -62,6 +63,11 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
     p.add_argument("--device", help="cpu / cuda for the index's encoder")
     p.add_argument("--qa-model", help="page indexes: a text LLM or VLM (hub id or path) that answers POST /ask")
+    p.add_argument(
+        "--compose-alpha",
+        type=float,
+        help="CLIP image indexes: text weight of composed queries, normalize((1-a) E_img + a E_txt) (default 0.65)",
+    )
     p.add_argument("--max-batch", type=positive_int, default=16, help="requests per model call (micro-batching)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to join")
     p.add_argument("--no-batching", action="store_true", help="one request per model call")
@@ -155,8 +161,6 @@ def extend_parsers(subparsers: Any) -> None:
                 if args.retriever == "dense" and not args.model:
                     args.model = None  # the default MiniLM
                 return cmd_index_text(args)
-            if args.engine == "ray":
-                raise OptionError("--engine ray indexes text corpora (JSONL / BEIR); image folders run locally")
             return int(image_index(args))
 
         p.set_defaults(func=index)

@@ -47,6 +47,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if _holds_pdfs(args.folder):  # a PDF or a folder of PDFs: a page index (text layer / OCR, BM25 [+ dense])
         from mmrank.docs.index import index_pdfs
 
+        if getattr(args, "engine", "local") == "ray":
+            raise OptionError("--engine ray encodes text corpora and image folders; PDF page indexes run locally")
+
         rep = index_pdfs(
             args.folder, args.out, encoder=args.text_encoder, overwrite=args.overwrite, progress=not args.json
         )
@@ -67,6 +70,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        engine=getattr(args, "engine", "local"),  # --engine / --ray-address / --workers come from cli/serve.py
+        ray_address=getattr(args, "ray_address", None),
+        workers=getattr(args, "workers", 1),
     )
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -94,15 +100,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     from mmrank.vision.search import ImageSearch
     from mmrank.vision.sheet import contact_sheet
 
-    if bool(args.text) == bool(args.image):
-        raise OptionError("give exactly one of --text or --image")
+    if not args.text and not args.image:
+        raise OptionError("give --text, --image, or both (a composed query: the image modified by the text)")
     from pathlib import Path
 
-    q = (
-        Query("query", text=args.text)
-        if args.text
-        else Query("query", image=args.image, meta={"label": Path(args.image).name})
-    )
+    q = Query("query", text=args.text or None, image=args.image, meta={"label": Path(args.image or "text").name})
     from pathlib import Path as _P
 
     if (_P(args.index_dir) / "mmrank_pages.json").is_file():
@@ -120,13 +122,16 @@ def cmd_search(args: argparse.Namespace) -> int:
             for r, h in enumerate(ranking, 1):
                 print(f"{r:3d}  {h.score:.4f}  {h.id}")
         return 0
-    engine = ImageSearch(args.index_dir, device=args.device)
+    engine = ImageSearch(args.index_dir, device=args.device, compose_alpha=args.compose_alpha)
     ranking = engine.search(q, args.k, rerank=args.rerank)
     if args.sheet or args.html:
         png = args.sheet or str(Path(args.html).with_suffix(".png"))
         contact_sheet(q, ranking, png, args.html, k=args.k)
     if args.json:
-        payload = {"query": args.text or args.image, "hits": [{"id": h.id, "score": h.score} for h in ranking]}
+        query = {"text": args.text, "image": args.image} if q.composed else args.text or args.image
+        payload: dict[str, Any] = {"query": query, "hits": [{"id": h.id, "score": h.score} for h in ranking]}
+        if "composed" in ranking.meta:
+            payload["composed"] = ranking.meta["composed"]
         print(json.dumps(json_safe(payload), allow_nan=False))
     else:
         for r, h in enumerate(ranking, 1):
@@ -206,8 +211,14 @@ def add_parsers(subparsers: Any, *, with_bench: bool = False) -> None:
 
     p = subparsers.add_parser("search", help="search an image index with a text or an image query")
     p.add_argument("index_dir")
-    p.add_argument("--text")
-    p.add_argument("--image")
+    p.add_argument("--text", help="query text (with --image: the modification text of a composed query)")
+    p.add_argument("--image", help="query image (with --text: a composed query, CLIP-style indexes only)")
+    p.add_argument(
+        "--compose-alpha",
+        type=float,
+        default=0.65,
+        help="text weight of a composed query, normalize((1-a) E_img + a E_txt) (WeiMoCIR default 0.65)",
+    )
     p.add_argument("-k", type=positive_int, default=10)
     p.add_argument("--rerank", action="store_true", help="SuperGlobal reranking of the top 400")
     p.add_argument("--sheet", help="write a contact sheet PNG here")

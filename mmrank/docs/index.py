@@ -146,11 +146,23 @@ class PageCollection:
         except KeyError as e:
             raise DataFormatError(f"no page {item_id!r} in this index") from e
 
+    def query_error(self, query: Query) -> str | None:
+        """Why this index cannot answer ``query`` (``None`` when it can): it searches the pages' text."""
+        if query.image is not None:
+            return (
+                "a page index searches the pages' text and cannot use the query's image; image and composed "
+                "(image + text) queries need an image index built with a CLIP-style encoder"
+            )
+        if not query.text:
+            return "page search needs a text query"
+        return None
+
     def search(self, query: Query | str, k: int = 10, *, doc_id: str | None = None) -> Ranking:
         """Top-``k`` pages for a text query, across the collection or within ``doc_id``."""
         q = Query("query", text=query) if isinstance(query, str) else query
-        if not q.text:
-            raise DataFormatError("page search needs a text query")
+        why = self.query_error(q)
+        if why is not None:
+            raise DataFormatError(why)
         depth = len(self.items) if doc_id is not None else max(k, 100)
         bm = self.bm25.retrieve([q], k=depth)[q.id]
         ranking = bm

@@ -296,6 +296,15 @@ class MaxSimCollection:
             return Item(item_id, image=PageImage(str(src[0]), int(src[1])), page=PageRef(doc, int(src[1])))
         return Item(item_id, image=self.root / item_id, page=_page_ref(item_id))
 
+    def query_error(self, query: Query) -> str | None:
+        """Why this index cannot answer ``query`` (``None`` when it can): its encoder scores text queries only."""
+        if query.image is not None:
+            return (
+                "a multi-vector page index scores text queries against page images and cannot take a query image; "
+                "image and composed (image + text) queries need an image index built with a CLIP-style encoder"
+            )
+        return None
+
     def search(self, query: Query | str, k: int = 10) -> Ranking:
         q = Query("query", text=query) if isinstance(query, str) else query
         qm = self.encoder.encode_queries([q])

@@ -152,6 +152,17 @@ class TextSearch:
         except KeyError:
             raise DataFormatError(f"no item {item_id!r} in this index") from None
 
+    def query_error(self, query: Query) -> str | None:
+        """Why this index cannot answer ``query`` (``None`` when it can): it reads text only."""
+        if query.image is not None:
+            return (
+                "a text index reads text only and cannot use the query's image; image and composed (image + text) "
+                "queries need an image index built with a CLIP-style encoder"
+            )
+        if not query.text:
+            return "a text index answers text queries; this query has no text"
+        return None
+
     def search(self, query: str | Query, k: int = 10) -> Ranking:
         return self.search_batch([query], k)[0]
 
@@ -159,8 +170,9 @@ class TextSearch:
         """Top-``k`` for several queries in one model call (the service micro-batches into this)."""
         qs = [q if isinstance(q, Query) else Query(f"q{i}", text=q) for i, q in enumerate(queries)]
         for q in qs:
-            if not q.text:
-                raise DataFormatError("a text index answers text queries; this query has no text")
+            why = self.query_error(q)
+            if why is not None:
+                raise DataFormatError(f"query {q.id!r}: {why}")
         if self.retriever == "bm25":  # unique ids inside the batch: concurrent requests may share one
             run = self._bm25.retrieve([Query(f"__{i}", text=q.text) for i, q in enumerate(qs)], k=k)
             return [replace(run[f"__{i}"], query_id=q.id, query=q) for i, q in enumerate(qs)]

@@ -123,6 +123,65 @@ def encode_items_ray(
     return merge_shards(staging, len(items)), model_id
 
 
+class _ImageEncodeActor:
+    """Batch-safe image encoding (an unreadable file is skipped with a warning, as the single-process path does)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from mmrank.vision.index import encoder_from_spec
+
+        self.encoder: Any = encoder_from_spec(spec)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        paths = [str(x) for x in batch["path"]]
+        enc = self.encoder.encode_images(paths, batch_size=len(paths))
+        warns = json.dumps(enc.warnings)
+        n = len(paths)
+        return {
+            "i": batch["i"],
+            "vec": enc.full(),
+            "ok": enc.ok,
+            "warnings": np.array([warns] + [""] * (n - 1), dtype=object),  # once per batch
+            "model_id": np.array([self.encoder.model_id] * n),
+        }
+
+
+def encode_images_ray(
+    paths: Sequence[str | Path],
+    spec: dict[str, Any],
+    staging: Path,
+    *,
+    batch_size: int = 32,
+    workers: int = 1,
+    address: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """``(vectors, ok, warnings, model_id)`` for image files encoded by ``workers`` Ray actors, in input order:
+    ``vectors`` has a row per path (zeros where ``ok`` is false), like ``EncodedImages.full()`` of the local path;
+    shards kept in ``staging``. The files must be readable at the same path on every node."""
+    import ray.data
+
+    init_ray(address)
+    rows = [{"i": n, "path": str(p)} for n, p in enumerate(paths)]
+    ds = ray.data.from_items(rows).map_batches(
+        _ImageEncodeActor,
+        fn_constructor_kwargs={"spec": spec},
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_gpus=_gpus_per_worker(),
+        batch_format="numpy",
+    )
+    staging.mkdir(parents=True, exist_ok=True)
+    model_id, warnings = "", []
+    for n, batch in enumerate(ds.iter_batches(batch_size=None, batch_format="numpy")):
+        ok = np.asarray(batch["ok"], dtype=bool)
+        vec = np.asarray(batch["vec"], dtype=np.float32)
+        np.save(staging / f"shard-{n:06d}-i.npy", np.asarray(batch["i"], dtype=np.int64), allow_pickle=False)
+        np.save(staging / f"shard-{n:06d}-v.npy", np.concatenate([vec, ok[:, None]], axis=1), allow_pickle=False)
+        warnings += [w for s in batch["warnings"] if s for w in json.loads(s)]
+        model_id = str(batch["model_id"][0])
+    merged = merge_shards(staging, len(paths))
+    return merged[:, :-1], merged[:, -1].astype(bool), warnings, model_id
+
+
 def merge_shards(staging: Path, n: int) -> np.ndarray:
     """Shards of ``(row numbers, vectors)`` -> one ``(n, dim)`` matrix in row order; every row exactly once."""
     parts = sorted(staging.glob("shard-*-i.npy"))

@@ -1,35 +1,42 @@
 """The HTTP service: FastAPI over any index :func:`mmrank.collection.open_index` opens, plus any registered reranker.
 
-Endpoints: ``POST /search`` (text, image upload or both), ``POST /rerank`` (the ``query, documents, top_n ->
+Endpoints: ``POST /search`` (text, image or both -- a composed query -- as a multipart form with an uploaded file,
+or as a JSON body with the image in base64), ``POST /rerank`` (the ``query, documents, top_n ->
 results[{index, relevance_score, document}]`` shape of common rerank services), ``POST /ask`` (only when the
 collection has an ``ask`` method), ``GET /`` (results page), ``GET /image/{id}`` (thumbnails and page images, only
 from inside the index's folders), ``GET /item/{id}``, ``GET /healthz`` and FastAPI's OpenAPI schema and docs.
 
 Models load once in :func:`create_app`; search and rerank requests go through a :class:`MicroBatcher` each, so
-concurrent requests share one model call. With an API key every path but ``/healthz`` needs it
-(``Authorization: Bearer KEY``, ``X-API-Key: KEY``, or the cookie ``GET /?api_key=KEY`` sets for the page).
+concurrent requests share one model call (text, image and composed queries alike: the collection's ``search_batch``
+encodes a batch at once; ``GET /info`` counts requests, batches and encoder calls). With an API key every path but
+``/healthz`` needs it (``Authorization: Bearer KEY``, ``X-API-Key: KEY``, or the cookie ``GET /?api_key=KEY`` sets
+for the page).
 Every error is JSON ``{"error": message}`` with its status code; a stack trace never leaves the process.
 """
 
+import base64
+import binascii
 import concurrent.futures
 import contextlib
 import dataclasses
 import io
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mmrank.errors import ImageLoadError, MmrankError
+from mmrank.errors import ImageLoadError, MmrankError, OptionError
 from mmrank.serve.batcher import MicroBatcher, Overloaded
 from mmrank.types import Hit, Item, Query, Ranking, Run, load_image
 
@@ -58,6 +65,39 @@ class RerankRequest(BaseModel):
     top_n: int | None = Field(None, ge=1)
     return_documents: bool = True
     model: str | None = None
+
+
+class SearchRequest(BaseModel):
+    """``POST /search`` as JSON (``application/json``); the multipart form has the same fields, with ``image`` an
+    uploaded file instead of ``image_b64``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(None, description="query text (with an image: the modification text)")
+    k: int = Field(10, ge=1, le=MAX_K)
+    rerank: bool = Field(False, description="rerank the hits with the service's reranker")
+    image_b64: str | None = Field(None, description="query image, base64 (a data: URL is accepted too)")
+
+
+SEARCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SearchRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string", "description": "query text (with an image: the modification)"},
+                        "image": {"type": "string", "format": "binary", "description": "query image"},
+                        "k": {"type": "integer", "default": 10, "minimum": 1, "maximum": MAX_K},
+                        "rerank": {"type": "boolean", "default": False},
+                    },
+                }
+            },
+        },
+    }
+}
 
 
 class AskRequest(BaseModel):
@@ -116,11 +156,11 @@ def hit_json(rank: int, h: Hit) -> dict[str, Any]:
 
 
 def ranking_json(r: Ranking, k: int) -> dict[str, Any]:
-    return {
-        "query_id": r.query_id,
-        "hits": [hit_json(i, h) for i, h in enumerate(r.hits[:k], 1)],
-        "provenance": {"stage": r.stage, "model_calls": r.model_calls, "fallbacks": list(r.fallbacks)},
-    }
+    prov: dict[str, Any] = {"stage": r.stage, "model_calls": r.model_calls, "fallbacks": list(r.fallbacks)}
+    for key in ("composed", "batch"):  # how a composed query was embedded; how many queries shared the calls
+        if key in r.meta:
+            prov[key] = _json_safe(r.meta[key])
+    return {"query_id": r.query_id, "hits": [hit_json(i, h) for i, h in enumerate(r.hits[:k], 1)], "provenance": prov}
 
 
 class Service:
@@ -142,14 +182,46 @@ class Service:
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmrank-model")
         kw: dict[str, Any] = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue}
         kw["executor"] = self.executor
-        self.search_batcher: MicroBatcher[SearchJob, Ranking] = MicroBatcher(self._search_batch, **kw)
-        self.rerank_batcher: MicroBatcher[RerankJob, Ranking] = MicroBatcher(self._rerank_batch, **kw)
+        self.search_batcher: MicroBatcher[SearchJob, Ranking] = MicroBatcher(self._isolated(self._search_batch), **kw)
+        self.rerank_batcher: MicroBatcher[RerankJob, Ranking] = MicroBatcher(self._isolated(self._rerank_batch), **kw)
+
+    @staticmethod
+    def _isolated(fn: Any) -> Any:
+        """``fn`` over a batch; if the batch fails, each job again alone, so that one bad request gets its own
+        error and never fails the requests that happened to share its batch."""
+
+        def run(jobs: list[Any]) -> list[Any]:
+            try:
+                return list(fn(jobs))
+            except Exception as e:
+                if len(jobs) == 1:
+                    raise
+                log.info("a batch of %d failed (%s); answering its requests one by one", len(jobs), e)
+            out: list[Any] = []
+            for job in jobs:
+                try:
+                    out.append(fn([job])[0])
+                except Exception as err:  # raised to that request alone by the batcher
+                    out.append(err)
+            return out
+
+        return run
+
+    def rerank_error(self, q: Query) -> str | None:
+        """Why the service's reranker cannot rerank hits for ``q`` (a text-only reranker and a query image)."""
+        mods = set(getattr(self.reranker, "modalities", ()) or ())
+        if q.image is not None and mods and mods <= {"text"}:
+            return (
+                f"the reranker {self.reranker_name or type(self.reranker).__name__!r} reads text only; it cannot "
+                f"rerank for this {q.modality} query (search without rerank, or serve an image-capable reranker)"
+            )
+        return None
 
     # model calls: always on the one model thread
     def _search_batch(self, jobs: list[SearchJob]) -> list[Ranking]:
         c = self.collection
         depth = max(j.k for j in jobs)
-        if hasattr(c, "search_batch") and all(j.query.image is None for j in jobs):
+        if hasattr(c, "search_batch"):  # text, image and composed queries: one batch, one encoding per modality
             rankings = list(c.search_batch([j.query for j in jobs], depth))
         else:
             rankings = [c.search(j.query, depth) for j in jobs]
@@ -173,6 +245,16 @@ class Service:
             rankings.append(Ranking(key, hits))
         out = self.reranker.rerank(queries, Run(rankings))
         return [out[f"__{n}"] for n in range(len(jobs))]
+
+    def query_error(self, q: Query) -> str | None:
+        """Why the collection cannot answer ``q`` (checked before ``q`` joins a batch, so that one bad request
+        never fails the others of its batch)."""
+        c = self.collection
+        if hasattr(c, "query_error"):
+            return c.query_error(q)  # type: ignore[no-any-return]
+        if q.composed:
+            return f"the {getattr(c, 'kind', 'opened')!r} index does not support composed (image + text) queries"
+        return None
 
     # files
     def allowed_roots(self) -> list[Path]:
@@ -239,13 +321,15 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     qa_model: str | None = None,
+    compose_alpha: float | None = None,
 ) -> Any:
     """A FastAPI app serving ``index_dir`` (opened once with :func:`~mmrank.collection.open_index`, or pass an
     opened ``collection``) and ``reranker`` (a registry name with ``model`` / ``reranker_options``, or an instance).
 
     ``max_batch=1`` turns micro-batching off (one request per model call); ``api_key`` protects every path but
     ``/healthz``. ``qa_model`` (a text LLM or VLM for a page index) enables ``POST /ask``. Uploads above
-    ``max_upload_bytes`` answer 413, images above ``max_pixels`` 413 too.
+    ``max_upload_bytes`` answer 413, images above ``max_pixels`` 413 too. ``compose_alpha`` sets the text weight of
+    composed queries on an image index (default 0.65, :mod:`mmrank.vision.search`).
     """
     from mmrank.serve.page import render_page
 
@@ -257,6 +341,13 @@ def create_app(
         if qa_model:
             kw["qa_model"] = qa_model
         collection = open_index(d, **kw)
+    if compose_alpha is not None:
+        if not hasattr(collection, "compose_alpha"):
+            kind = getattr(collection, "kind", "?")
+            raise OptionError(f"compose_alpha applies to CLIP image indexes, not a {kind!r} index")
+        if not 0.0 <= compose_alpha <= 1.0:
+            raise OptionError(f"compose_alpha must lie in [0, 1], got {compose_alpha}")
+        collection.compose_alpha = float(compose_alpha)
     rr, rr_name = _build_reranker(reranker, model, reranker_options)
     svc = Service(collection, d, rr, rr_name, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
 
@@ -295,7 +386,7 @@ def create_app(
         length = request.headers.get("content-length")
         if length is not None:
             try:
-                too_big = int(length) > max_upload_bytes + (64 << 10)
+                too_big = int(length) > max_upload_bytes * 4 // 3 + (64 << 10)  # base64 in a JSON body
             except ValueError:
                 return error(400, "bad Content-Length header")
             if too_big:
@@ -346,10 +437,16 @@ def create_app(
             "reranker": svc.reranker_name,
             "can_ask": hasattr(c, "ask"),
             "micro_batch": {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue},
+            "stats": {
+                "search_requests": sum(svc.search_batcher.batches),
+                "search_batches": len(svc.search_batcher.batches),
+                "encoder_calls": getattr(c, "encoder_calls", None),
+                "rerank_requests": sum(svc.rerank_batcher.batches),
+                "rerank_batches": len(svc.rerank_batcher.batches),
+            },
         }
 
-    async def read_upload(image: UploadFile) -> Any:
-        data = await image.read(max_upload_bytes + 1)
+    def decode_image(data: bytes) -> Any:
         if len(data) > max_upload_bytes:
             raise ServeError(413, f"image upload larger than {max_upload_bytes} bytes")
         if not data:
@@ -360,25 +457,76 @@ def create_app(
             status = 413 if "limit" in str(e) or "bomb" in str(e) else 400
             raise ServeError(status, f"uploaded image: {e}") from None
 
-    @app.post("/search")
-    async def search(
-        text: Annotated[str | None, Form(description="query text (with an image: the modification text)")] = None,
-        image: Annotated[UploadFile | None, File(description="query image")] = None,
-        k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
-        rerank: Annotated[bool, Form(description="rerank the hits with the service's reranker")] = False,
-    ) -> dict[str, Any]:
-        """Search the index with text, an uploaded image, or both (a composed query)."""
+    async def read_upload(image: UploadFile) -> Any:
+        return decode_image(await image.read(max_upload_bytes + 1))
+
+    def invalid(e: ValidationError) -> RequestValidationError:
+        return RequestValidationError([{**err, "loc": ("body", *err.get("loc", ()))} for err in e.errors()])
+
+    async def search_request(request: Request) -> tuple[SearchRequest, Any, str]:
+        """The fields, the decoded image (or None) and the image's label, from a JSON body or a multipart form."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            try:
+                raw = json.loads(await request.body())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ServeError(400, f"malformed JSON body: {e}") from None
+            if not isinstance(raw, dict):
+                raise ServeError(422, "the JSON body must be an object with text / image_b64 / k / rerank")
+            try:
+                body = SearchRequest.model_validate(raw)
+            except ValidationError as e:
+                raise invalid(e) from None
+            pil = None
+            if body.image_b64:
+                b64 = body.image_b64.partition(",")[2] if body.image_b64.startswith("data:") else body.image_b64
+                if len(b64) > (max_upload_bytes + 2) // 3 * 4 + 4:
+                    raise ServeError(413, f"image upload larger than {max_upload_bytes} bytes")
+                try:
+                    data = base64.b64decode(b64, validate=True)
+                except (binascii.Error, ValueError):
+                    raise ServeError(400, "image_b64 is not valid base64") from None
+                pil = decode_image(data)
+            return body, pil, "image"
+        if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded", ""):
+            raise ServeError(415, f"POST /search takes application/json or a multipart form, not {ctype!r}")
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except Exception as e:  # malformed multipart / too many parts (starlette raises its own errors)
+            raise ServeError(400, f"malformed form body: {e}") from None
+        image = form.get("image")
+        fields = {key: v for key, v in form.items() if key != "image" and isinstance(v, str)}
+        try:
+            body = SearchRequest.model_validate({key: v for key, v in fields.items() if v != "" or key != "text"})
+        except ValidationError as e:
+            raise invalid(e) from None
+        if isinstance(image, str) and image:
+            raise ServeError(422, "image: upload a file (multipart form), or send image_b64 in a JSON body")
+        has_file = isinstance(image, UploadFile) and bool(image.filename)
+        if not has_file:
+            return body, None, "image"
+        assert isinstance(image, UploadFile)
+        return body, await read_upload(image), str(image.filename)
+
+    @app.post("/search", openapi_extra=SEARCH_BODY)
+    async def search(request: Request) -> dict[str, Any]:
+        """Search the index with text, an image, or both (a composed query): a multipart form (``text``, ``image``
+        file, ``k``, ``rerank``) or a JSON body (``text``, ``image_b64``, ``k``, ``rerank``); same response."""
         if svc.collection is None:
             raise ServeError(404, "this service has no index; /rerank only")
-        if rerank and svc.reranker is None:
+        body, pil, label = await search_request(request)
+        if body.rerank and svc.reranker is None:
             raise ServeError(400, "rerank=true but the service has no reranker (start it with --reranker)")
-        text = text if text and text.strip() else None
-        pil = await read_upload(image) if image is not None and image.filename else None
+        text = body.text if body.text and body.text.strip() else None
         if text is None and pil is None:
             raise ServeError(422, "give a query text, an image, or both")
-        q = Query("query", text=text, image=pil, meta={"label": image.filename if image and pil else "text"})
-        r = await svc.search_batcher.submit(SearchJob(q, k, rerank))
-        return {"modality": q.modality, "collection": getattr(svc.collection, "kind", None), **ranking_json(r, k)}
+        q = Query("query", text=text, image=pil, meta={"label": label if pil is not None else "text"})
+        why = svc.query_error(q) or (svc.rerank_error(q) if body.rerank else None)
+        if why is not None:
+            raise ServeError(400, f"cannot answer this {q.modality} query: {why}")
+        r = await svc.search_batcher.submit(SearchJob(q, body.k, body.rerank))
+        kind = getattr(svc.collection, "kind", None)
+        return {"modality": q.modality, "collection": kind, **ranking_json(r, body.k)}
 
     @app.post("/rerank")
     async def rerank_docs(body: RerankRequest) -> dict[str, Any]:

@@ -24,8 +24,9 @@ class Overloaded(Exception):
 
 class MicroBatcher(Generic[T, R]):
     """``await batcher.submit(x)`` -> ``fn([x, ...])[i]``; up to ``max_batch`` requests waiting at most
-    ``max_wait_ms`` after the first one are answered by one call of ``fn`` (which returns one result per input,
-    or raises: then every request of that batch gets the exception)."""
+    ``max_wait_ms`` after the first one are answered by one call of ``fn`` (which returns one result per input --
+    an exception instance as a result is raised to that request alone -- or raises: then every request of that
+    batch gets the exception)."""
 
     def __init__(
         self,
@@ -97,5 +98,9 @@ class MicroBatcher(Generic[T, R]):
                         f.set_exception(e)
                 continue
             for (_, f), r in zip(live, results, strict=True):
-                if not f.done():
+                if f.done():
+                    continue
+                if isinstance(r, BaseException):
+                    f.set_exception(r)
+                else:
                     f.set_result(r)

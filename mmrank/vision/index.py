@@ -112,6 +112,9 @@ def index_folder(
     use_cache: bool = True,
     batch_size: int | None = None,
     overwrite: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int = 1,
 ) -> IndexReport:
     """Index every image under ``folder`` into ``out_dir``; returns counts and the skipped-file warnings.
 
@@ -120,10 +123,16 @@ def index_folder(
     or an earlier output of this function (``overwrite=True`` accepts another folder and leaves its files alone).
     The embedding cache is keyed by the encoder *and* the content of its weights files: overwriting a checkpoint
     re-encodes every image (noted in ``IndexReport.notes``).
+
+    ``engine="ray"`` encodes the images that are not cached on ``workers`` Ray actors (a Ray Data pipeline, see
+    :mod:`mmrank.scale.ray_engine`; ``ray_address`` joins a cluster, otherwise a local runtime starts); the shards
+    are merged in file order and saved by the same writer, so the index equals the local one.
     """
     from mmrank import registry
     from mmrank.index.fingerprint import encoder_cache_id
 
+    if engine not in ("local", "ray"):
+        raise DataFormatError(f"engine must be 'local' or 'ray', got {engine!r}")
     root = Path(folder).resolve()
     out = Path(out_dir)
     files, warnings = list_image_files(root)
@@ -142,7 +151,21 @@ def index_folder(
         else:
             found, cached = np.zeros(len(files), dtype=bool), np.zeros((0, enc.dim), np.float32)
         todo = [i for i in range(len(files)) if not found[i]]
-        res = enc.encode_images([files[i] for i in todo], batch_size=batch_size)  # type: ignore[attr-defined]
+        if engine == "ray" and todo:
+            from mmrank.encoders.images import EncodedImages
+            from mmrank.scale.ray_engine import encode_images_ray
+
+            full, good_rows, ray_warnings, _ = encode_images_ray(
+                [files[i] for i in todo],
+                spec,
+                w.path("shards"),
+                batch_size=batch_size or 32,
+                workers=workers,
+                address=ray_address,
+            )
+            res = EncodedImages(full[good_rows], good_rows, ray_warnings)
+        else:
+            res = enc.encode_images([files[i] for i in todo], batch_size=batch_size)  # type: ignore[attr-defined]
         warnings += res.warnings
         vectors = np.zeros((len(files), enc.dim), dtype=np.float32)
         ok = found.copy()
@@ -168,6 +191,7 @@ def index_folder(
                 "encoder": spec,
                 "encoder_cache_id": cache_id,
                 "index": index,
+                "engine": engine,
                 "count": len(ids),
                 "warnings": warnings,
                 "files": {"index": sub.name},

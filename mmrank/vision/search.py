@@ -1,25 +1,56 @@
-"""Search a folder index (made by :func:`mmrank.vision.index.index_folder`) with a text or an image query,
-optionally reranked with SuperGlobal feature refinement (arXiv 2308.06954)."""
+"""Search a folder index (made by :func:`mmrank.vision.index.index_folder`) with a text, an image or a composed
+(image + text) query, optionally reranked with SuperGlobal feature refinement (arXiv 2308.06954).
+
+A composed query (reference image + modification text) on an index built with a CLIP-style dual encoder is embedded
+with the library's zero-shot composed query, ``cir-sum`` of :mod:`mmrank.cir.compose`:
+``normalize((1 - alpha) * E_img(image) + alpha * E_txt(text))``, alpha = 0.65 (WeiMoCIR, Wu et al., arXiv
+2409.04918; the q_vlm of SQUARE, arXiv 2509.26330). The method, alpha and paper are recorded in the ranking's
+``meta["composed"]`` and its ``stage``. An index whose encoder reads images only (CNN) refuses it with
+:class:`~mmrank.errors.DataFormatError` naming why (:meth:`ImageSearch.query_error`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mmrank.cir.compose import ALPHA, compose
 from mmrank.encoders.base import Encoder
-from mmrank.errors import DataFormatError, IndexCorruptError
+from mmrank.errors import DataFormatError, ImageLoadError, IndexCorruptError, OptionError
 from mmrank.index.base import VectorIndex
 from mmrank.index.fingerprint import encoder_cache_id
 from mmrank.types import Hit, ImageSource, Item, Query, Ranking, Run
 from mmrank.vision.index import encoder_from_spec, read_vision_manifest
 
+COMPOSED_METHOD = "cir-sum"
+COMPOSED_PAPER = "WeiMoCIR (Wu et al., arXiv 2409.04918); SQUARE q_vlm (arXiv 2509.26330)"
+
 
 class ImageSearch:
-    """A loaded folder index plus its encoder; :meth:`search` answers text or image queries."""
+    """A loaded folder index plus its encoder; :meth:`search` / :meth:`search_batch` answer text, image or composed
+    queries (``compose_alpha``: the text weight of a composed query, see the module docstring).
+
+    :attr:`encoder_calls` counts the encoder invocations made for queries (a batch of queries costs at most three:
+    the plain queries, the composed queries' images, their texts), so a service can show what micro-batching saves.
+    """
 
     kind = "images"
 
-    def __init__(self, index_dir: str | Path, *, encoder: Encoder | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        index_dir: str | Path,
+        *,
+        encoder: Encoder | None = None,
+        device: str | None = None,
+        compose_alpha: float = ALPHA,
+    ) -> None:
+        if not 0.0 <= float(compose_alpha) <= 1.0:
+            raise OptionError(f"compose_alpha must lie in [0, 1], got {compose_alpha}")
+        self.compose_alpha = float(compose_alpha)
+        self.encoder_calls = 0
         d = Path(index_dir)
         for attempt in range(3):  # a re-index may publish a new manifest while this one is read: read again
             self.manifest, sub = read_vision_manifest(d)
@@ -46,6 +77,71 @@ class ImageSearch:
     def item(self, item_id: str) -> Item:
         return Item(item_id, image=self.root / item_id)
 
+    def query_error(self, query: Query) -> str | None:
+        """Why this index cannot answer ``query`` (``None`` when it can)."""
+        enc = self.encoder
+        reads_text = hasattr(enc, "encode_texts")
+        if _is_composed(query) and not (reads_text and hasattr(enc, "encode_images")):
+            return (
+                f"composed (image + text) queries need a CLIP-style encoder that embeds both images and text; "
+                f"this image index's encoder {enc.model_id!r} embeds images only"
+            )
+        if query.image is None and not reads_text:
+            return f"this image index's encoder {enc.model_id!r} embeds images only, not a text query; search by image"
+        return None
+
+    def query_vectors(self, queries: Sequence[Query]) -> tuple[np.ndarray, int]:
+        """One unit vector per query and the number of encoder calls it took: plain (text or image) queries in
+        one :meth:`encode_queries` call, composed ones as ``cir-sum`` of one image and one text encoding call."""
+        for q in queries:
+            why = self.query_error(q)
+            if why is not None:
+                raise DataFormatError(f"query {q.id!r}: {why}")
+        plain = [i for i, q in enumerate(queries) if not _is_composed(q)]
+        comp = [i for i, q in enumerate(queries) if _is_composed(q)]
+        rows: dict[int, np.ndarray] = {}
+        calls = 0
+        if plain:
+            pv = self.encoder.encode_queries([_plain(queries[i]) for i in plain])
+            calls += 1
+            rows.update(zip(plain, pv, strict=True))
+        if comp:
+            enc: Any = self.encoder
+            imgs = enc.encode_images([queries[i].image for i in comp])
+            if not imgs.ok.all():
+                bad = [queries[comp[j]].id for j in np.flatnonzero(~imgs.ok)]
+                raise ImageLoadError(f"image of query {', '.join(map(repr, bad))} unreadable: {imgs.warnings}")
+            txts = enc.encode_texts([str(queries[i].text).strip() for i in comp])
+            calls += 2
+            rows.update(zip(comp, compose(imgs.full(), txts, self.compose_alpha), strict=True))
+        self.encoder_calls += calls
+        return np.stack([np.asarray(rows[i], dtype=np.float32) for i in range(len(queries))]), calls
+
+    def search_batch(self, queries: Sequence[str | Query | ImageSource], k: int = 10) -> list[Ranking]:
+        """Top-``k`` for several queries with at most three encoder calls in all (the service micro-batches into
+        this). Each ranking's ``meta["batch"]`` says how many queries shared the calls and how many there were."""
+        qs = [_as_query(q) for q in queries]
+        qv, calls = self.query_vectors(qs)
+        return self._rank(qs, qv, k, calls)
+
+    def _rank(self, qs: list[Query], qv: np.ndarray, k: int, calls: int) -> list[Ranking]:
+        scores, ids = self.index.search(qv, k)
+        out = []
+        for q, row_ids, row_scores in zip(qs, ids, np.asarray(scores), strict=True):
+            hits = [Hit(i, float(s), self.item(i)) for i, s in zip(row_ids, row_scores, strict=True)]
+            meta: dict[str, Any] = {"batch": {"queries": len(qs), "encoder_calls": calls}}
+            stage = f"search:{self.encoder.model_id}"
+            if _is_composed(q):
+                stage = f"search:{COMPOSED_METHOD}(alpha={self.compose_alpha:g}):{self.encoder.model_id}"
+                meta["composed"] = {
+                    "method": COMPOSED_METHOD,
+                    "alpha": self.compose_alpha,
+                    "query": "normalize((1 - alpha) * E_img(image) + alpha * E_txt(text))",
+                    "paper": COMPOSED_PAPER,
+                }
+            out.append(Ranking(q.id, hits, stage=stage, query=q, meta=meta))
+        return out
+
     def search(
         self,
         query: str | Query | ImageSource,
@@ -57,13 +153,12 @@ class ImageSearch:
         beta: float = 0.15,
     ) -> Ranking:
         """Top-``k`` items for a text (``str`` that is not an existing file), an image path / bytes / PIL image,
-        or a :class:`Query`. ``rerank=True`` retrieves the top ``M`` and reranks them with SuperGlobal."""
+        or a :class:`Query` (composed when it has both). ``rerank=True`` retrieves the top ``M`` and reranks them
+        with SuperGlobal."""
         q = _as_query(query)
-        qv = self.encoder.encode_queries([q])
+        qv, calls = self.query_vectors([q])
         depth = max(k, M) if rerank else k
-        scores, ids = self.index.search(qv, depth)
-        hits = [Hit(i, float(s), self.item(i)) for i, s in zip(ids[0], scores[0], strict=True)]
-        ranking = Ranking(q.id, hits, stage=f"search:{self.encoder.model_id}", query=q)
+        ranking = self._rank([q], qv, depth, calls)[0]
         if rerank:
             from mmrank.globalfeat.rerank import SuperGlobalReranker
 
@@ -73,6 +168,15 @@ class ImageSearch:
             rr = SuperGlobalReranker.from_index(self.index, encoder=self.encoder, M=M, K=K, beta=beta)
             ranking = rr.rerank(None, Run([ranking]))[q.id]
         return ranking.top(k)
+
+
+def _is_composed(q: Query) -> bool:
+    return q.image is not None and bool(q.text and q.text.strip())
+
+
+def _plain(q: Query) -> Query:
+    """An image query whose text is blank loses the blank text (the encoders would refuse it as composed)."""
+    return Query(q.id, image=q.image, meta=q.meta) if q.image is not None and q.text is not None else q
 
 
 def _as_query(query: str | Query | ImageSource) -> Query:

@@ -79,7 +79,8 @@ def image_index(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def server(image_index):
     proc, url = start_server(
-        [str(image_index), "--reranker", "bi-encoder", "--api-key-env", "MMRANK_TEST_KEY"],
+        # a 20 ms batching window (5 ms by default) so that concurrent test requests reliably share a batch
+        [str(image_index), "--reranker", "bi-encoder", "--api-key-env", "MMRANK_TEST_KEY", "--max-wait-ms", "20"],
         env={"MMRANK_TEST_KEY": API_KEY},
     )
     yield url

@@ -43,6 +43,13 @@ def test_results_page_in_chromium(server, image_index, tmp_path):
             page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
             page.screenshot(path=str(OUT / "serve_image_query.png"), full_page=True)
 
+            page.fill("#text", "as a pencil drawing")  # the image stays selected: a composed query
+            page.click("#go")
+            page.wait_for_function("document.querySelector('#status').innerText.includes('a composed query')")
+            assert "cir-sum" in page.inner_text("#status")
+            page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+            page.screenshot(path=str(OUT / "serve_composed_query.png"), full_page=True)
+
             page.locator(".card").first.click()
             page.wait_for_selector("#viewer img")
             page.screenshot(path=str(OUT / "serve_viewer.png"))
