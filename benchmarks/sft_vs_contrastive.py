@@ -108,6 +108,11 @@ def head_runs(model: str, run: Run, max_doc_tokens: int) -> tuple[dict[str, dict
     return out, secs
 
 
+def set_depth(depth: int) -> None:
+    global DEPTH
+    DEPTH = depth
+
+
 def bm25_scores(run: Run) -> dict[str, dict[str, float]]:
     return {qid: {h.id: float(h.score) for h in r.hits[:DEPTH]} for qid, r in run.items()}
 
@@ -123,12 +128,15 @@ def main() -> None:
     ap.add_argument("--medline-queries", type=int, default=30)
     ap.add_argument("--dl19-queries", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--depth", type=int, default=DEPTH, help="BM25 candidates reranked per query (default 20)")
     args = ap.parse_args()
+    set_depth(args.depth)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t_all = time.perf_counter()
     examples = training_examples(args.mine_k)
     evals = {"medline": medline(args.medline_queries), "dl19": dl19(args.dl19_queries)}
+    print("train examples", len(examples), "eval queries", {c: len(q) for c, (_r, q) in evals.items()}, flush=True)
     rows: dict[str, dict[str, Any]] = {"BM25": {c: ndcg(bm25_scores(r), q) for c, (r, q) in evals.items()}}
 
     def score(label: str, model: str, head: str) -> None:
@@ -155,7 +163,7 @@ def main() -> None:
                 max_length=1024,
                 seed=0,
                 save_every=args.steps,
-                progress=False,
+                progress=True,
             )
             s = train(args.llm, examples, Path(tmp) / objective, cfg)
             gc.collect()
@@ -187,7 +195,8 @@ def markdown(rec: dict[str, Any]) -> str:
         f"1 positive + {a['negatives']} BM25 hard negatives from top-{a['mine_k']}; documents cut to "
         f"{a['max_doc_tokens']} tokens). Training pool: {rec['train_examples']} Cranfield+CISI queries with qrels "
         f"positives; the seeded order draws the first {a['steps']} of them. Same seed, data and steps for both.",
-        f"Evaluation: rerank BM25 top-{DEPTH}; Medline {nq['medline']} queries, DL19 {nq['dl19']} topics "
+        f"Evaluation: rerank BM25 top-{a.get('depth', DEPTH)}; Medline {nq['medline']} queries, "
+        f"DL19 {nq['dl19']} topics "
         f"(same for every row); nDCG@10. Total wall time {rec['seconds_total']}s on {rec['machine']}.",
         "",
         "| row | Medline nDCG@10 | DL19 nDCG@10 |",
