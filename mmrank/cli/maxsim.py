@@ -88,7 +88,7 @@ def add_parsers(subparsers: Any) -> None:
     search.add_argument("--approximate", action="store_true", help="MaxSim index: faiss token candidates, then exact")
     search.add_argument("--token-k", type=positive_int, help="MaxSim index: nearest tokens per query token")
     search.add_argument(
-        "--max-candidates", type=positive_int, help="MaxSim index: pages scored exactly (default 256 for k <= 10)"
+        "--max-candidates", type=positive_int, help="MaxSim index: pages scored exactly (default max(128, 4k))"
     )
     if not any("--model" in a.option_strings for a in search._actions):
         search.add_argument("--model", help="MaxSim index: local folder holding the index's encoder weights")

@@ -20,14 +20,16 @@ and memory-mapped on load. Scores are computed in float32.
   gets an approximate score, ``sum_i`` of its best retrieved similarity for query token ``i``, where a query token
   that retrieved none of the item's tokens counts the lowest similarity it retrieved (XTR's missing-similarity
   imputation, Lee et al., arXiv 2304.01982, Sec. 3.2). Only the ``max_candidates`` items of highest approximate
-  score are then scored by exact MaxSim, so the exact stage is bounded whatever the data: default
-  ``max_candidates`` is PLAID's ``ndocs`` for the requested ``k`` (256 for ``k <= 10``, 1024 for ``k <= 100``,
-  ``max(4k, 4096)`` above; ``colbert/searcher.py``). The faiss index is
+  score are then scored by exact MaxSim, so the exact stage is bounded whatever the data (default
+  ``max_candidates = max(128, 4k)``, see :func:`default_candidates`). The faiss index is
   ``faiss.index_factory(dim, ann_factory, inner product)`` (default ``"IVF{nlist},SQ8"``,
-  ``nlist = 4 * sqrt(n_tokens)`` rounded to a power of two, ``nprobe`` 16, ``token_k`` 64) [gap: ColBERT used
-  IVFPQ with P=2000 partitions, p=10 probes and k'=k/2 per query token at k=1000; the defaults here are parameters,
-  tuned on the synthetic data of ``benchmarks/maxsim.py``]. With ``ann_factory="Flat"``, ``token_k >= n_tokens``
-  and ``max_candidates >= len(index)`` every item is scored and the result equals exact search.
+  ``nlist = 4 * sqrt(n_tokens)`` rounded to a power of two; ``nprobe`` 8, ``token_k`` 32) [gap: ColBERT used IVFPQ
+  with P=2000 partitions, p=10 probes and k'=k/2 per query token at k=1000; PLAID's ``ndocs`` is 256 for
+  ``k <= 10``, 1024 for ``k <= 100``, ``max(4k, 4096)`` above, before two more pruning stages. The defaults here
+  are parameters, tuned on the clustered synthetic pages of ``benchmarks/maxsim.py`` at 10k pages: recall@10
+  against exact 0.99 at about 6x the exact speed, ``benchmarks/results/maxsim.md``]. With ``ann_factory="Flat"``,
+  ``token_k >= n_tokens`` and ``max_candidates >= len(index)`` every item is scored and the result equals exact
+  search.
 * **Token pooling** (``pool_factor``): hierarchical token pooling (Clavie, Chaffin & Adams, "Reducing the Footprint
   of Multi-Vector Retrieval with Minimal Performance Impact via Token Pooling", arXiv 2409.14683): each item's tokens
   are clustered by Ward linkage (scipy) into ``max(1, m // pool_factor)`` clusters and each cluster is replaced by
@@ -200,8 +202,8 @@ class MultiVectorIndex:
         k: int,
         *,
         approximate: bool = False,
-        token_k: int = 64,
-        nprobe: int = 16,
+        token_k: int = 32,
+        nprobe: int = 8,
         max_candidates: int | None = None,
         ann_factory: str | None = None,
     ) -> tuple[list[np.ndarray], list[list[str]]]:
@@ -257,8 +259,8 @@ class MultiVectorIndex:
         self,
         queries: Sequence[np.ndarray],
         *,
-        token_k: int = 64,
-        nprobe: int = 16,
+        token_k: int = 32,
+        nprobe: int = 8,
         max_candidates: int | None = None,
         ann_factory: str | None = None,
     ) -> list[np.ndarray]:
@@ -380,8 +382,9 @@ def _load_npy(d: Path, name: str, *, mmap: bool) -> np.ndarray:
 
 
 def default_candidates(k: int) -> int:
-    """PLAID's ``ndocs`` for ``k`` (ColBERT ``colbert/searcher.py``): the default cap on exactly scored items."""
-    return 256 if k <= 10 else 1024 if k <= 100 else max(4 * k, 4096)
+    """The default cap on exactly scored items: ``max(128, 4k)`` (4k as PLAID's ``ndocs`` for large ``k``,
+    ColBERT ``colbert/searcher.py``; the floor of 128 tuned on ``benchmarks/maxsim.py``)."""
+    return max(128, 4 * int(k))
 
 
 def _approximate_scores(

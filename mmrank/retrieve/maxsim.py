@@ -44,8 +44,8 @@ class SearchOptions:
     """Exact MaxSim by default; ``approximate=True`` generates candidates with faiss (see the index module)."""
 
     approximate: bool = False
-    token_k: int = 64
-    nprobe: int = 16
+    token_k: int = 32
+    nprobe: int = 8
     max_candidates: int | None = None
     ann_factory: str | None = None
 
@@ -75,8 +75,8 @@ class MaxSimRetriever(Retriever):
         model: str | None = None,
         pool_factor: int | None = None,
         approximate: bool = False,
-        token_k: int = 64,
-        nprobe: int = 16,
+        token_k: int = 32,
+        nprobe: int = 8,
         max_candidates: int | None = None,
         ann_factory: str | None = None,
         batch_size: int | None = None,

@@ -136,7 +136,7 @@ def test_ann_candidates_are_the_top_items_by_imputed_approximate_score():
     for qi, (ss, ii) in enumerate(zip(s, i, strict=True)):
         assert {int(x[1:]) for x in ii} <= set(got[qi].tolist())
         np.testing.assert_allclose(ss, [full[qi, int(x[1:])] for x in ii], rtol=1e-6)
-    assert [default_candidates(k) for k in (1, 10, 11, 100, 101, 2000)] == [256, 256, 1024, 1024, 4096, 8000]
+    assert [default_candidates(k) for k in (1, 10, 32, 33, 100)] == [128, 128, 128, 132, 400]
     with pytest.raises(OptionError, match="max_candidates"):
         ix.search(queries, 5, approximate=True, max_candidates=0, ann_factory="Flat")
 
