@@ -23,7 +23,8 @@ and memory-mapped on load. Scores are computed in float32.
   score are then scored by exact MaxSim, so the exact stage is bounded whatever the data (default
   ``max_candidates = max(128, 4k)``, see :func:`default_candidates`). The faiss index is
   ``faiss.index_factory(dim, ann_factory, inner product)`` (default ``"IVF{nlist},SQ8"``,
-  ``nlist = 4 * sqrt(n_tokens)`` rounded to a power of two; ``nprobe`` 8, ``token_k`` 32) [gap: ColBERT used IVFPQ
+  ``nlist = 4 * sqrt(n_tokens)`` rounded to a power of two, at most a 39th of the k-means training sample;
+  ``nprobe`` 8, ``token_k`` 32) [gap: ColBERT used IVFPQ
   with P=2000 partitions, p=10 probes and k'=k/2 per query token at k=1000; PLAID's ``ndocs`` is 256 for
   ``k <= 10``, 1024 for ``k <= 100``, ``max(4k, 4096)`` above, before two more pruning stages. The defaults here
   are parameters, tuned on the clustered synthetic pages of ``benchmarks/maxsim.py`` at 10k pages: recall@10
@@ -243,7 +244,7 @@ class MultiVectorIndex:
         self._flush()
         n = self.n_tokens
         nlist = max(1, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n)))))
-        nlist = min(nlist, max(1, n // 39))  # faiss wants >= 39 training points per centroid
+        nlist = min(nlist, max(1, min(n, train_size) // 39))  # faiss wants >= 39 training points per centroid
         spec = (factory or "IVF{nlist},SQ8").format(nlist=nlist)
         index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:

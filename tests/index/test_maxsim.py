@@ -141,6 +141,15 @@ def test_ann_candidates_are_the_top_items_by_imputed_approximate_score():
         ix.search(queries, 5, approximate=True, max_candidates=0, ann_factory="Flat")
 
 
+def test_default_nlist_fits_the_training_sample():
+    import faiss
+
+    docs, _ = collection(n=60)
+    ix = built(docs)
+    assert ix.n_tokens // 39 > 200 // 39  # the token count alone would allow more lists
+    assert faiss.extract_index_ivf(ix.build_ann(train_size=200)).nlist == 200 // 39  # >= 39 training points each
+
+
 def test_pooling_reduces_tokens_by_factor_and_means_clusters():
     rng = np.random.default_rng(3)
     centres = unit(rng.standard_normal((3, 8)))
