@@ -430,7 +430,7 @@ def render(r: dict) -> str:
         f"Defaults of `MultiVectorIndex.search(approximate=True)` at k=10: token_k {sig['token_k'].default}, nprobe "
         f"{sig['nprobe'].default}, max_candidates {default_candidates(10)} (`default_candidates(k)`); the faiss "
         f"index here is `IVF{ann['factory'].split(',')[0][3:]}` (the default nlist is 4 sqrt(tokens) rounded to a "
-        "power of two).",
+        "power of two, at most a 39th of the training sample).",
     ]
     lines += [
         "",
