@@ -56,6 +56,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"approximate": args.approximate}
     if args.token_k:
         options["token_k"] = args.token_k
+    if args.max_candidates:
+        options["max_candidates"] = args.max_candidates
     coll = open_index(args.index_dir, device=args.device, model=args.model, **options)
     ranking = coll.search(args.text, args.k)
     if args.json:
@@ -85,6 +87,9 @@ def add_parsers(subparsers: Any) -> None:
     search = subparsers.choices["search"]
     search.add_argument("--approximate", action="store_true", help="MaxSim index: faiss token candidates, then exact")
     search.add_argument("--token-k", type=positive_int, help="MaxSim index: nearest tokens per query token")
+    search.add_argument(
+        "--max-candidates", type=positive_int, help="MaxSim index: pages scored exactly (default max(128, 4k))"
+    )
     if not any("--model" in a.option_strings for a in search._actions):
         search.add_argument("--model", help="MaxSim index: local folder holding the index's encoder weights")
     vision_search = search.get_default("func")

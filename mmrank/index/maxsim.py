@@ -14,13 +14,23 @@ and memory-mapped on load. Scores are computed in float32.
   unlike the processors' ``score_retrieval`` (which zero-pads and so lets a padded position win when every real
   similarity of a query token is negative), the maximum runs over real tokens only; the two agree whenever each
   query token's best similarity is >= 0, which holds for trained ColPali / ColQwen2 embeddings.
-* **Approximate search** (``approximate=True``): as in ColBERT's end-to-end retrieval (Sec. 3.6): a faiss index over
-  all item tokens returns the ``token_k`` nearest tokens of each query token; their items are the candidates, which
-  are then scored by exact MaxSim. The faiss index is ``faiss.index_factory(dim, ann_factory, inner product)``
-  (default ``"IVF{nlist},SQ8"``, ``nlist = 4 * sqrt(n_tokens)`` rounded to a power of two, ``nprobe`` 16)
-  [gap: ColBERT used IVFPQ with P=2000 partitions, p=10 probes and k'=k/2 per query token at k=1000; the defaults
-  here are parameters]. With ``ann_factory="Flat"`` and ``token_k >= n_tokens`` every item is a candidate and the
-  result equals exact search.
+* **Approximate search** (``approximate=True``), candidate generation then exact re-scoring as in ColBERT's
+  end-to-end retrieval (Sec. 3.6) and PLAID (Santhanam et al., arXiv 2205.09707): a faiss index over all item tokens
+  returns the ``token_k`` nearest tokens of each query token with their similarities. Each item owning one of them
+  gets an approximate score, ``sum_i`` of its best retrieved similarity for query token ``i``, where a query token
+  that retrieved none of the item's tokens counts the lowest similarity it retrieved (XTR's missing-similarity
+  imputation, Lee et al., arXiv 2304.01982, Sec. 3.2). Only the ``max_candidates`` items of highest approximate
+  score are then scored by exact MaxSim, so the exact stage is bounded whatever the data (default
+  ``max_candidates = max(128, 4k)``, see :func:`default_candidates`). The faiss index is
+  ``faiss.index_factory(dim, ann_factory, inner product)`` (default ``"IVF{nlist},SQ8"``,
+  ``nlist = 4 * sqrt(n_tokens)`` rounded to a power of two, at most a 39th of the k-means training sample;
+  ``nprobe`` 8, ``token_k`` 32) [gap: ColBERT used IVFPQ
+  with P=2000 partitions, p=10 probes and k'=k/2 per query token at k=1000; PLAID's ``ndocs`` is 256 for
+  ``k <= 10``, 1024 for ``k <= 100``, ``max(4k, 4096)`` above, before two more pruning stages. The defaults here
+  are parameters, tuned on the clustered synthetic pages of ``benchmarks/maxsim.py`` at 10k pages: recall@10
+  against exact 0.99 at about 6x the exact speed, ``benchmarks/results/maxsim.md``]. With ``ann_factory="Flat"``,
+  ``token_k >= n_tokens`` and ``max_candidates >= len(index)`` every item is scored and the result equals exact
+  search.
 * **Token pooling** (``pool_factor``): hierarchical token pooling (Clavie, Chaffin & Adams, "Reducing the Footprint
   of Multi-Vector Retrieval with Minimal Performance Impact via Token Pooling", arXiv 2409.14683): each item's tokens
   are clustered by Ward linkage (scipy) into ``max(1, m // pool_factor)`` clusters and each cluster is replaced by
@@ -179,8 +189,7 @@ class MultiVectorIndex:
             items = np.asarray(items, dtype=np.int64)
             starts, ends = self.offsets[items], self.offsets[items + 1]
             offsets = np.concatenate([[0], np.cumsum(ends - starts)])
-            idx = np.repeat(starts - offsets[:-1], ends - starts) + np.arange(offsets[-1])  # rows of those items
-            tokens = self.tokens[idx]
+            tokens = np.concatenate([self.tokens[a:b] for a, b in zip(starts, ends, strict=True)])
         out = np.empty((len(qs), len(offsets) - 1), dtype=np.float32)
         for b in range(0, len(qs), self.query_batch):
             out[b : b + self.query_batch] = _maxsim_block(
@@ -194,13 +203,15 @@ class MultiVectorIndex:
         k: int,
         *,
         approximate: bool = False,
-        token_k: int = 64,
-        nprobe: int = 16,
+        token_k: int = 32,
+        nprobe: int = 8,
+        max_candidates: int | None = None,
         ann_factory: str | None = None,
     ) -> tuple[list[np.ndarray], list[list[str]]]:
         """Top-``k`` ``(scores, ids)`` per query, best first (ties: insertion order).
 
-        ``approximate=True`` scores only the items owning one of the ``token_k`` nearest tokens of some query token
+        ``approximate=True`` scores exactly only the ``max_candidates`` items (default: :func:`default_candidates`)
+        of best approximate score among those owning one of the ``token_k`` nearest tokens of some query token
         (faiss, see the module docstring); a query may then get fewer than ``k`` hits.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -216,15 +227,13 @@ class MultiVectorIndex:
                 out_s.append(row[top])
                 out_i.append(self._id_array[top].tolist())
             return out_s, out_i
-        cands = self.candidates(qs, token_k=token_k, nprobe=nprobe, ann_factory=ann_factory)
-        for b in range(0, len(qs), self.query_batch):  # one exact pass over the batch's union of candidates
-            union = np.unique(np.concatenate(cands[b : b + self.query_batch]))
-            block = self.scores(qs[b : b + self.query_batch], union)
-            for row_all, c in zip(block, cands[b : b + self.query_batch], strict=True):
-                row = row_all[np.searchsorted(union, c)]
-                top = _topk(row, k)
-                out_s.append(row[top])
-                out_i.append(self._id_array[c[top]].tolist())
+        cap = default_candidates(k) if max_candidates is None else max_candidates
+        cands = self.candidates(qs, token_k=token_k, nprobe=nprobe, max_candidates=cap, ann_factory=ann_factory)
+        for q, c in zip(qs, cands, strict=True):  # each query's own (bounded) candidates, scored exactly
+            row = self.scores([q], c)[0] if len(c) else np.zeros(0, dtype=np.float32)
+            top = _topk(row, k)
+            out_s.append(row[top])
+            out_i.append(self._id_array[c[top]].tolist())
         return out_s, out_i
 
     # --- approximate candidate generation -------------------------------------------------------------
@@ -235,7 +244,7 @@ class MultiVectorIndex:
         self._flush()
         n = self.n_tokens
         nlist = max(1, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n)))))
-        nlist = min(nlist, max(1, n // 39))  # faiss wants >= 39 training points per centroid
+        nlist = min(nlist, max(1, min(n, train_size) // 39))  # faiss wants >= 39 training points per centroid
         spec = (factory or "IVF{nlist},SQ8").format(nlist=nlist)
         index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
@@ -248,11 +257,22 @@ class MultiVectorIndex:
         return index
 
     def candidates(
-        self, queries: Sequence[np.ndarray], *, token_k: int = 64, nprobe: int = 16, ann_factory: str | None = None
+        self,
+        queries: Sequence[np.ndarray],
+        *,
+        token_k: int = 32,
+        nprobe: int = 8,
+        max_candidates: int | None = None,
+        ann_factory: str | None = None,
     ) -> list[np.ndarray]:
-        """Per query, the sorted item indices owning one of each query token's ``token_k`` nearest tokens."""
+        """Per query, the sorted indices of the (at most ``max_candidates``; ``None``: all) items of best approximate
+        score among those owning one of each query token's ``token_k`` nearest tokens (module docstring)."""
         import faiss
 
+        if isinstance(token_k, bool) or int(token_k) < 1:
+            raise OptionError(f"token_k must be a positive integer, got {token_k!r}")
+        if max_candidates is not None and (isinstance(max_candidates, bool) or int(max_candidates) < 1):
+            raise OptionError(f"max_candidates must be a positive integer or None, got {max_candidates!r}")
         if self._ann is None or (ann_factory is not None and ann_factory != self._ann_factory):
             self.build_ann(ann_factory)
         index = self._ann
@@ -260,13 +280,15 @@ class MultiVectorIndex:
             faiss.extract_index_ivf(index).nprobe = nprobe
         qs = self._check_queries(queries)
         flat = np.ascontiguousarray(np.concatenate(qs))
-        _, tok = index.search(flat, min(int(token_k), index.ntotal))
+        sim, tok = index.search(flat, min(int(token_k), index.ntotal))
         bounds = np.cumsum([0] + [q.shape[0] for q in qs])
+        n_items = len(self)
         out = []
         for a, b in itertools.pairwise(bounds):
-            t = tok[a:b].ravel()
-            t = t[t >= 0]
-            out.append(np.unique(np.searchsorted(self.offsets, t, side="right") - 1))
+            items, approx = _approximate_scores(sim[a:b], tok[a:b], self.offsets, n_items)
+            if max_candidates is not None and len(items) > max_candidates:
+                items = items[_topk(approx, int(max_candidates))]
+            out.append(np.sort(items))
         return out
 
     # --- persistence -----------------------------------------------------------------------------------
@@ -358,6 +380,36 @@ def _load_npy(d: Path, name: str, *, mmap: bool) -> np.ndarray:
         return np.load(p, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (OSError, ValueError, EOFError) as e:
         raise IndexCorruptError(f"{p}: unreadable array ({type(e).__name__}: {e})") from e
+
+
+def default_candidates(k: int) -> int:
+    """The default cap on exactly scored items: ``max(128, 4k)`` (4k as PLAID's ``ndocs`` for large ``k``,
+    ColBERT ``colbert/searcher.py``; the floor of 128 tuned on ``benchmarks/maxsim.py``)."""
+    return max(128, 4 * int(k))
+
+
+def _approximate_scores(
+    sim: np.ndarray, tok: np.ndarray, offsets: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Items owning a retrieved token and their approximate MaxSim (XTR imputation), from faiss ``(n_q, token_k)``.
+
+    For query token ``i`` an item counts its best retrieved similarity; a query token that retrieved no token of
+    the item counts the lowest similarity it retrieved (0 when it retrieved nothing).
+    """
+    valid = tok >= 0  # faiss pads with -1 when fewer than token_k tokens were reachable
+    floor = np.where(valid.any(axis=1), np.where(valid, sim, np.inf).min(axis=1), 0.0).astype(np.float64)
+    rows = np.broadcast_to(np.arange(tok.shape[0])[:, None], tok.shape)[valid]
+    item = np.searchsorted(offsets, tok[valid], side="right") - 1
+    key = rows.astype(np.int64) * n_items + item
+    vals = sim[valid].astype(np.float64)
+    order = np.lexsort((-vals, key))  # per (query token, item): best similarity first
+    key, vals = key[order], vals[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    key, best = key[first], vals[first]
+    gain = best - floor[key // n_items]  # what the item earns above the imputed floor
+    items, inv = np.unique(key % n_items, return_inverse=True)
+    approx = float(floor.sum()) + np.bincount(inv, weights=gain, minlength=len(items))
+    return items, approx.astype(np.float32)
 
 
 def _topk(row: np.ndarray, k: int) -> np.ndarray:

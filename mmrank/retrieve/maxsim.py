@@ -44,8 +44,9 @@ class SearchOptions:
     """Exact MaxSim by default; ``approximate=True`` generates candidates with faiss (see the index module)."""
 
     approximate: bool = False
-    token_k: int = 64
-    nprobe: int = 16
+    token_k: int = 32
+    nprobe: int = 8
+    max_candidates: int | None = None
     ann_factory: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
@@ -53,6 +54,7 @@ class SearchOptions:
             "approximate": self.approximate,
             "token_k": self.token_k,
             "nprobe": self.nprobe,
+            "max_candidates": self.max_candidates,
             "ann_factory": self.ann_factory,
         }
 
@@ -73,8 +75,9 @@ class MaxSimRetriever(Retriever):
         model: str | None = None,
         pool_factor: int | None = None,
         approximate: bool = False,
-        token_k: int = 64,
-        nprobe: int = 16,
+        token_k: int = 32,
+        nprobe: int = 8,
+        max_candidates: int | None = None,
         ann_factory: str | None = None,
         batch_size: int | None = None,
         within_doc: bool = False,
@@ -85,7 +88,7 @@ class MaxSimRetriever(Retriever):
         self.encoder = _encoder(encoder, model, encoder_kwargs)
         self.name = self.encoder.family
         self.pool_factor = pool_factor
-        self.options = SearchOptions(approximate, token_k, nprobe, ann_factory)
+        self.options = SearchOptions(approximate, token_k, nprobe, max_candidates, ann_factory)
         self.batch_size = batch_size
         self.index_obj = MultiVectorIndex(model_id=self.encoder.model_id, pool_factor=pool_factor)
         self.skipped: list[tuple[str, str]] = []
@@ -278,7 +281,8 @@ class MaxSimCollection:
         try:
             self.options = SearchOptions(**search)
         except TypeError as e:
-            raise OptionError(f"a MaxSim index takes approximate, token_k, nprobe, ann_factory ({e})") from e
+            known = "approximate, token_k, nprobe, max_candidates, ann_factory"
+            raise OptionError(f"a MaxSim index takes {known} ({e})") from e
 
     @property
     def encoder(self) -> MultiVectorEncoder:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmrank.errors import DataFormatError, IndexCorruptError
+from mmrank.errors import DataFormatError, IndexCorruptError, OptionError
 from mmrank.index import store
-from mmrank.index.maxsim import MultiVectorIndex, maxsim_naive, pool_tokens
+from mmrank.index.maxsim import MultiVectorIndex, default_candidates, maxsim_naive, pool_tokens
 
 torch.set_num_threads(1)
 
@@ -92,7 +92,7 @@ def test_ann_full_recall_equals_exact_and_ivf_is_subset():
     docs, queries = collection(n=60)
     ix = built(docs)
     exact_s, exact_i = ix.search(queries, 10)
-    s, i = ix.search(queries, 10, approximate=True, ann_factory="Flat", token_k=10**9)
+    s, i = ix.search(queries, 10, approximate=True, ann_factory="Flat", token_k=10**9, max_candidates=60)
     assert i == exact_i
     for a, b in zip(s, exact_s, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
@@ -105,6 +105,49 @@ def test_ann_full_recall_equals_exact_and_ivf_is_subset():
     full = ix.scores(queries)
     for qi, (ss, ii) in enumerate(zip(s, i, strict=True)):
         np.testing.assert_allclose(ss, [full[qi, int(x[1:])] for x in ii], rtol=1e-6)
+
+
+def test_ann_candidates_are_the_top_items_by_imputed_approximate_score():
+    """Independent computation: brute-force token neighbours, XTR-imputed sums, top max_candidates items."""
+    docs, queries = collection(n=60, seed=5)
+    ix = built(docs)
+    toks = np.concatenate([stored(ix, i) for i in range(len(docs))])
+    owner = np.repeat(np.arange(len(docs)), np.diff(ix.offsets))
+    token_k, cap = 12, 7
+    got = ix.candidates(queries, token_k=token_k, max_candidates=cap, ann_factory="Flat")
+    for q, g in zip(queries, got, strict=True):
+        sims = q @ toks.T
+        # an item reached by some query token earns, per query token, its best retrieved similarity or the floor
+        per_token = []
+        for row in sims:
+            near = np.argsort(-row)[:token_k]
+            best: dict[int, float] = {}
+            for t in near:
+                best[int(owner[t])] = max(best.get(int(owner[t]), -np.inf), float(row[t]))
+            per_token.append((best, float(row[near].min())))
+        reached = set().union(*(b.keys() for b, _ in per_token))
+        approx = {i: sum(b.get(i, floor) for b, floor in per_token) for i in reached}
+        want = sorted(reached, key=lambda i: (-approx[i], i))[:cap]
+        assert len(g) <= cap
+        assert g.tolist() == sorted(want)
+    # the exact stage scores only those candidates: every hit is one of them, with its true MaxSim
+    s, i = ix.search(queries, 5, approximate=True, token_k=token_k, max_candidates=cap, ann_factory="Flat")
+    full = ix.scores(queries)
+    for qi, (ss, ii) in enumerate(zip(s, i, strict=True)):
+        assert {int(x[1:]) for x in ii} <= set(got[qi].tolist())
+        np.testing.assert_allclose(ss, [full[qi, int(x[1:])] for x in ii], rtol=1e-6)
+    assert [default_candidates(k) for k in (1, 10, 32, 33, 100)] == [128, 128, 128, 132, 400]
+    with pytest.raises(OptionError, match="max_candidates"):
+        ix.search(queries, 5, approximate=True, max_candidates=0, ann_factory="Flat")
+
+
+def test_default_nlist_fits_the_training_sample():
+    import faiss
+
+    docs, _ = collection(n=60)
+    ix = built(docs)
+    assert ix.n_tokens // 39 > 200 // 39  # the token count alone would allow more lists
+    assert faiss.extract_index_ivf(ix.build_ann(train_size=200)).nlist == 200 // 39  # >= 39 training points each
 
 
 def test_pooling_reduces_tokens_by_factor_and_means_clusters():

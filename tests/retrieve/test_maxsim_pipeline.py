@@ -120,6 +120,9 @@ def test_folder_index_cli_and_open_index(models, tmp_path, capsys):
     assert [h["id"] for h in hits] == ranking.ids
     assert main(["search", str(out), "--text", "a red page", "-k", "3", "--json", "--approximate"]) == 0
     assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == ranking.ids  # 4 pages: full recall
+    capped = ["search", str(out), "--text", "a red page", "-k", "3", "--json", "--approximate", "--max-candidates", "1"]
+    assert main(capped) == 0
+    assert len(json.loads(capsys.readouterr().out)["hits"]) == 1  # the cap bounds the pages scored exactly
     assert main(["search", str(out), "--image", str(folder / "empty.png")]) == 2
     from mmrank.encoders.multivector import ColPaliEncoder
     from mmrank.errors import DataFormatError
