@@ -214,7 +214,7 @@ def run_page_retrieval(
             runs[m][s] = list(done.values())
             for r in runs[m][s]:
                 for note in r.fallbacks:
-                    key = f"{s}: {re.sub(r'[0-9]+', 'N', note)}"  # one counter per kind of fallback
+                    key = s + ": " + re.sub(r"\b[0-9]+\b", "N", note)  # one counter per kind of fallback
                     fallbacks.setdefault(m, {})[key] = fallbacks.setdefault(m, {}).get(key, 0) + 1
         del rr
     out: dict[str, Any] = {}
