@@ -124,6 +124,7 @@ def test_llm_reranking_methods_keep_the_candidates(tmp_path):
     assert res["hybrid+mm-r5"]["in_document"] == res["hybrid"]["in_document"]
     notes = res["hybrid+mm-r5"]["fallbacks"]
     assert sum(n for key, n in notes.items() if "no <answer>" in key) == 2 * len(bench.qrels)
+    assert all(key.startswith(("in_document: mm-r5 window N-N", "collection: mm-r5 window N-N")) for key in notes)
     only = run_page_retrieval(bench, methods=["hybrid+yes-no"], model=lm, settings=["in_document"])
     assert set(only["hybrid+yes-no"]) == {"in_document", "queries"}
     assert only["hybrid+yes-no"]["in_document"] == res["hybrid+yes-no"]["in_document"]
