@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pick(folder: Path, max_pages: int) -> list[tuple[Path, int]]:
+def pick(folder: Path, max_pages: int, min_pages: int = 0) -> list[tuple[Path, int]]:
     import pypdfium2 as pdfium
 
     out, total = [], 0
@@ -30,7 +30,7 @@ def pick(folder: Path, max_pages: int) -> list[tuple[Path, int]]:
         doc = pdfium.PdfDocument(str(p))
         n = len(doc)
         doc.close()
-        if total + n > max_pages:
+        if total + n > max_pages or n < min_pages:
             continue
         out.append((p, n))
         total += n
@@ -58,25 +58,31 @@ def run_pdfium_loop(files: list[tuple[Path, int]], dpi: int) -> int:
     return count
 
 
-def run_mmrank(files: list[tuple[Path, int]], dpi: int) -> int:
+def run_mmrank(files: list[tuple[Path, int]], dpi: int, workers: int | None = None) -> int:
     from mmrank.docs.pdf import render_pages
 
-    return sum(sum(1 for _ in render_pages(p, dpi=dpi, max_pixels=None)) for p, _ in files)
+    return sum(sum(1 for _ in render_pages(p, dpi=dpi, max_pixels=None, workers=workers)) for p, _ in files)
+
+
+def run_mmrank_2(files: list[tuple[Path, int]], dpi: int) -> int:
+    return run_mmrank(files, dpi, workers=2)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mmlongbench-doc" / "documents"))
     ap.add_argument("--pages", type=int, default=400, help="render PDFs (smallest-first order) up to this many pages")
+    ap.add_argument("--min-pages", type=int, default=0, help="only PDFs this long (64+ uses render processes)")
     ap.add_argument("--dpi", type=int, default=150)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "mmrank" / "pages"), help="page-text cache")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pdf_render"))
     args = ap.parse_args()
-    files = pick(Path(args.data), args.pages)
+    files = pick(Path(args.data), args.pages, args.min_pages)
     n_pages = sum(n for _, n in files)
     paths = {"pdf2image (pdftoppm)": run_pdf2image, "pypdfium2, one process": run_pdfium_loop}
-    paths["mmrank render_pages (PDFium; processes for long PDFs)"] = run_mmrank
+    paths["mmrank render_pages (default: processes for long PDFs on 4+ CPUs)"] = run_mmrank
+    paths["mmrank render_pages, workers=2 (2 processes, 4-page tasks)"] = run_mmrank_2
     times: dict[str, list[float]] = {k: [] for k in paths}
     load0 = os.getloadavg()[0]
     for _ in range(args.rounds):
@@ -90,7 +96,8 @@ def main() -> None:
     code = (
         "import resource,sys;from mmrank.docs import load_pdf_folder;"
         f"p=load_pdf_folder({str(args.data)!r},progress=False,cache_dir={args.cache_dir!r});"
-        "print(len(p.items), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+        "hwm=[int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')][0];"
+        "print(len(p.items), hwm,"
         " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     t = time.perf_counter()
@@ -98,7 +105,8 @@ def main() -> None:
     n_items, self_kb, child_kb = map(int, res.stdout.split()[-3:])
     index_s = time.perf_counter() - t
     meta = {
-        "command": f"python benchmarks/pdf_render.py --pages {args.pages} --dpi {args.dpi} --rounds {args.rounds}",
+        "command": f"python benchmarks/pdf_render.py --pages {args.pages} --min-pages {args.min_pages} "
+        f"--dpi {args.dpi} --rounds {args.rounds}",
         "pdfs": f"{len(files)} PDFs, {n_pages} pages (MMLongBench-Doc, smallest-first up to --pages)",
         "machine": f"{platform.machine()} cpu, {os.cpu_count()} cores",
         "load_avg_start_end": [round(load0, 2), round(os.getloadavg()[0], 2)],

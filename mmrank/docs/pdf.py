@@ -22,6 +22,7 @@ DEFAULT_DPI = 150
 # rendered at a lower dpi so that it stays under this (recorded by the caller), never above the bomb guard.
 DEFAULT_MAX_PIXELS = 12_000_000
 MIN_PAGES_PER_WORKER = 32  # below twice this, render_pages stays in one process (see benchmarks/pdf_render.py)
+CHUNK_PAGES = 4  # pages per worker task: small, so pixels stream back in page order with bounded memory
 
 
 def _check_file(path: Path) -> None:
@@ -205,13 +206,18 @@ def render_pages(
     workers: int | None = None,
     password: str | None = None,
 ) -> Iterator[tuple[int, Image.Image]]:
-    """Render many pages of one PDF with PDFium, yielding ``(page, image)`` in page order. ``workers=None`` renders
-    in this process for short runs (fewer than ``2 * MIN_PAGES_PER_WORKER`` pages: PDFium is fast and a pool costs
-    more than it saves) and in one process per CPU otherwise, each opening the file once for a contiguous chunk.
-    Use it to render a whole document fast; use
+    """Render many pages of one PDF with PDFium, yielding ``(page, image)`` in the order of ``pages``.
+
+    ``workers=None`` renders in this process for short runs (fewer than ``2 * MIN_PAGES_PER_WORKER`` pages: PDFium
+    is fast and a pool costs more than it saves) and on machines with fewer than 4 CPUs (on 2 cores, two processes
+    rendered 0.76x the pages/s of one, since shipping the pixels back costs about what the second core saves:
+    ``benchmarks/results/pdf_render_long.md``); else in one process per CPU [gain with 4+ CPUs not measured here].
+    Workers render tasks of ``CHUNK_PAGES`` pages, each opening the file once; at most two tasks per worker are in
+    flight, so memory stays bounded however long the PDF. Use it to render a whole document fast; use
     :class:`~mmrank.docs.pages.PageImage` for lazy one-page access."""
     import os
-    from concurrent.futures import ProcessPoolExecutor
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     from PIL import Image
 
@@ -220,14 +226,21 @@ def render_pages(
     for pn in todo:
         _check_page(Path(path), pn, n)
     if workers is None:  # processes pay for their start and for shipping pixels back only on long runs
-        workers = (os.cpu_count() or 1) if len(todo) >= MIN_PAGES_PER_WORKER * 2 else 1
+        cpus = os.cpu_count() or 1
+        workers = cpus if cpus >= 4 and len(todo) >= MIN_PAGES_PER_WORKER * 2 else 1
     workers = max(1, min(workers, len(todo)))
-    size = -(-len(todo) // workers)
-    chunks = [(str(path), todo[i : i + size], dpi, max_pixels, password) for i in range(0, len(todo), size)]
     if workers == 1:
         yield from _render_iter(str(path), todo, dpi, max_pixels, password)
         return
+    chunks = [
+        (str(path), todo[i : i + CHUNK_PAGES], dpi, max_pixels, password) for i in range(0, len(todo), CHUNK_PAGES)
+    ]
     with ProcessPoolExecutor(workers) as ex:
-        for chunk in ex.map(_render_chunk, chunks):
-            for pn, data, wh in chunk:
+        pending: deque[Future[list[tuple[int, bytes, tuple[int, int]]]]] = deque()
+        nxt = 0
+        while nxt < len(chunks) or pending:
+            while nxt < len(chunks) and len(pending) < 2 * workers:
+                pending.append(ex.submit(_render_chunk, chunks[nxt]))
+                nxt += 1
+            for pn, data, wh in pending.popleft().result():
                 yield pn, Image.frombytes("RGB", wh, data)

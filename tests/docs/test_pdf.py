@@ -140,6 +140,24 @@ def test_render_pages_in_processes_equals_one_page_at_a_time(files):
         list(render_pages(files["text"], [4]))
 
 
+def test_render_pages_streams_many_small_tasks_in_page_order(tmp_path):
+    from reportlab.pdfgen import canvas
+
+    from mmrank.docs.pdf import CHUNK_PAGES, render_pages
+
+    path = tmp_path / "eleven.pdf"
+    c = canvas.Canvas(str(path), pagesize=(200, 200))
+    for n in range(1, 12):
+        c.drawString(20, 100, f"page {n}")
+        c.showPage()
+    c.save()
+    wanted = [11, 2, 3, 5, 7, 1, 4, 6, 8, 9, 10]  # any order, more tasks than workers
+    got = list(render_pages(path, wanted, dpi=30, workers=2))
+    assert len(wanted) > 2 * 2 * CHUNK_PAGES // 2 and [n for n, _ in got] == wanted
+    for n, img in got:
+        assert img.tobytes() == render_page(path, n, dpi=30).tobytes()
+
+
 def test_a_poster_sized_page_is_rendered_within_the_pixel_budget(tmp_path):
     from reportlab.pdfgen import canvas
 
