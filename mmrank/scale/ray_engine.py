@@ -56,6 +56,23 @@ def _gpus_per_worker() -> float:
 
 
 # --- items and queries as JSON rows (Arrow-friendly, no pickle) ----------------------------------------------
+def _actor_batches(
+    rows: list[dict[str, Any]], actor: type, kwargs: dict[str, Any], batch_size: int, workers: int
+) -> Any:
+    """The output batches (numpy format) of ``actor`` mapped over ``rows`` by a pool of ``workers`` Ray actors."""
+    import ray.data
+
+    ds = ray.data.from_items(rows).map_batches(
+        actor,
+        fn_constructor_kwargs=kwargs,
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_gpus=_gpus_per_worker(),
+        batch_format="numpy",
+    )
+    return ds.iter_batches(batch_size=None, batch_format="numpy")
+
+
 def item_to_json(it: Item) -> dict[str, Any]:
     image = it.image if isinstance(it.image, (str, Path)) else None
     if it.image is not None and image is None:
@@ -102,21 +119,12 @@ def encode_items_ray(
     address: str | None = None,
 ) -> tuple[np.ndarray, str]:
     """``(vectors in input order, model_id)``: items encoded by ``workers`` Ray actors, shards kept in ``staging``."""
-    import ray.data
-
     init_ray(address)
     rows = [{"i": n, "item": json.dumps(item_to_json(it))} for n, it in enumerate(items)]
-    ds = ray.data.from_items(rows).map_batches(
-        _EncodeActor,
-        fn_constructor_kwargs={"spec": spec},
-        batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_gpus=_gpus_per_worker(),
-        batch_format="numpy",
-    )
+    batches = _actor_batches(rows, _EncodeActor, {"spec": spec}, batch_size, workers)
     staging.mkdir(parents=True, exist_ok=True)
     model_id = ""
-    for n, batch in enumerate(ds.iter_batches(batch_size=None, batch_format="numpy")):
+    for n, batch in enumerate(batches):
         np.save(staging / f"shard-{n:06d}-i.npy", np.asarray(batch["i"], dtype=np.int64), allow_pickle=False)
         np.save(staging / f"shard-{n:06d}-v.npy", np.asarray(batch["vec"], dtype=np.float32), allow_pickle=False)
         model_id = str(batch["model_id"][0])
@@ -157,21 +165,12 @@ def encode_images_ray(
     """``(vectors, ok, warnings, model_id)`` for image files encoded by ``workers`` Ray actors, in input order:
     ``vectors`` has a row per path (zeros where ``ok`` is false), like ``EncodedImages.full()`` of the local path;
     shards kept in ``staging``. The files must be readable at the same path on every node."""
-    import ray.data
-
     init_ray(address)
     rows = [{"i": n, "path": str(p)} for n, p in enumerate(paths)]
-    ds = ray.data.from_items(rows).map_batches(
-        _ImageEncodeActor,
-        fn_constructor_kwargs={"spec": spec},
-        batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_gpus=_gpus_per_worker(),
-        batch_format="numpy",
-    )
+    batches = _actor_batches(rows, _ImageEncodeActor, {"spec": spec}, batch_size, workers)
     staging.mkdir(parents=True, exist_ok=True)
     model_id, warnings = "", []
-    for n, batch in enumerate(ds.iter_batches(batch_size=None, batch_format="numpy")):
+    for n, batch in enumerate(batches):
         ok = np.asarray(batch["ok"], dtype=bool)
         vec = np.asarray(batch["vec"], dtype=np.float32)
         np.save(staging / f"shard-{n:06d}-i.npy", np.asarray(batch["i"], dtype=np.int64), allow_pickle=False)
@@ -241,8 +240,6 @@ def rerank_ray(
 ) -> Run:
     """Rerank every ranking of ``run`` with the registered ``reranker`` on ``workers`` Ray actors (``batch_size``
     queries per call); the output run has the input's query order and the single-process path's scores."""
-    import ray.data
-
     init_ray(address)
     qmap = {q.id: q for q in queries or []}
     rows = []
@@ -258,16 +255,9 @@ def rerank_ray(
         rows.append({"i": n, "job": json.dumps({"query": query_to_json(q), "hits": hits})})
     if not rows:
         return Run([], name=run.name)
-    ds = ray.data.from_items(rows).map_batches(
-        _RerankActor,
-        fn_constructor_kwargs={"name": reranker, "options": dict(options or {}), "top_k": top_k},
-        batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_gpus=_gpus_per_worker(),
-        batch_format="numpy",
-    )
+    kwargs = {"name": reranker, "options": dict(options or {}), "top_k": top_k}
     results: dict[int, dict[str, Any]] = {}
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+    for batch in _actor_batches(rows, _RerankActor, kwargs, batch_size, workers):
         for i, s in zip(batch["i"], batch["result"], strict=True):
             results[int(i)] = json.loads(s)
     rankings = []
