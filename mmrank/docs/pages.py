@@ -22,9 +22,8 @@ from mmrank.docs.pdf import (
     DEFAULT_DPI,
     DEFAULT_MAX_PIXELS,
     Backend,
-    all_page_texts,
     fit_dpi,
-    page_sizes,
+    page_layers,
     render_page,
     render_pages,
 )
@@ -96,9 +95,10 @@ def usable(text: str, min_chars: int = MIN_CHARS) -> bool:
 
 def _page_texts(
     path: Path, *, ocr: OcrMode, dpi: float, max_pixels: int | None, password: str | None, min_chars: int
-) -> list[tuple[str, str]]:
-    """``[(text, source)]`` per page: the layer, or OCR where the layer is unusable (``ocr="auto"``)."""
-    layers = all_page_texts(path, password=password)
+) -> tuple[list[tuple[str, str]], list[tuple[float, float]]]:
+    """``[(text, source)]`` per page (the layer, or OCR where the layer is unusable, ``ocr="auto"``) and the page
+    sizes in points."""
+    layers, sizes = page_layers(path, password=password)
     out = [(layer, "layer" if layer.strip() else "none") for layer in layers]
     need = [
         n
@@ -112,7 +112,7 @@ def _page_texts(
             text = ocr_text(img)
             if text.strip():
                 out[n - 1] = (text, "ocr")
-    return out
+    return out, sizes
 
 
 def pdf_pages(
@@ -151,9 +151,9 @@ def pdf_pages(
             texts, sizes = None, None  # a damaged cache entry is recomputed
     fresh = texts is None or sizes is None
     if texts is None:
-        texts = _page_texts(p, ocr=ocr, dpi=dpi, max_pixels=max_pixels, password=password, min_chars=min_chars)
-    if sizes is None:
-        sizes = page_sizes(p, password=password)
+        texts, sizes = _page_texts(p, ocr=ocr, dpi=dpi, max_pixels=max_pixels, password=password, min_chars=min_chars)
+    if sizes is None:  # a cache entry from before sizes were kept
+        sizes = page_layers(p, password=password, texts=False)[1]
     if fresh and cached is not None:
         store.atomic_write_bytes(cached, json.dumps({"pages": texts, "sizes": sizes}).encode())
     items = []

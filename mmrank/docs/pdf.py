@@ -76,39 +76,38 @@ def page_text(path: str | Path, page: int, *, password: str | None = None) -> st
     """The text layer of one page (1-based), as PDFium extracts it ("" when the page has none)."""
     with open_pdf(path, password=password) as doc:
         _check_page(Path(path), page, len(doc))
-        return _text_of(doc, page)
-
-
-def _text_of(doc: Any, page: int) -> str:
-    pg = doc[page - 1]
-    try:
-        tp = pg.get_textpage()
+        pg = doc[page - 1]
         try:
-            return str(tp.get_text_range()).replace("\r\n", "\n").replace("\x00", "")
+            return _layer(pg)
         finally:
-            tp.close()
+            pg.close()
+
+
+def _layer(pg: Any) -> str:
+    tp = pg.get_textpage()
+    try:
+        return str(tp.get_text_range()).replace("\r\n", "\n").replace("\x00", "")
     finally:
-        pg.close()
+        tp.close()
 
 
-def all_page_texts(path: str | Path, *, password: str | None = None) -> list[str]:
-    """The text layer of every page, opening the file once."""
-    with open_pdf(path, password=password) as doc:
-        return [_text_of(doc, i + 1) for i in range(len(doc))]
-
-
-def page_sizes(path: str | Path, *, password: str | None = None) -> list[tuple[float, float]]:
-    """Every page's ``(width, height)`` in points, opening the file once."""
-    out = []
+def page_layers(
+    path: str | Path, *, password: str | None = None, texts: bool = True
+) -> tuple[list[str], list[tuple[float, float]]]:
+    """Every page's text layer (all "" with ``texts=False``) and ``(width, height)`` in points, opening the file
+    and each page once."""
+    layers: list[str] = []
+    sizes: list[tuple[float, float]] = []
     with open_pdf(path, password=password) as doc:
         for i in range(len(doc)):
             pg = doc[i]
             try:
                 w, h = pg.get_size()
+                sizes.append((float(w), float(h)))
+                layers.append(_layer(pg) if texts else "")
             finally:
                 pg.close()
-            out.append((float(w), float(h)))
-    return out
+    return layers, sizes
 
 
 def fit_dpi(width_pt: float, height_pt: float, dpi: float, max_pixels: int | None) -> float:
