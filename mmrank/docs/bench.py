@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,20 +203,18 @@ def run_page_retrieval(
             )
             for s in ("collection", "in_document")
         }
-    fallbacks: dict[str, dict[str, int]] = {}
-    for m in slow:
-        from mmrank import registry
+    from mmrank import registry
 
+    fallbacks: dict[str, Counter[str]] = {m: Counter() for m in slow}
+    for m in slow:
         say(f"{m}: {LLM_RERANKERS[m]} reranking of the hybrid top {rerank_depth}")
         rr = registry.reranker(LLM_RERANKERS[m], model=model, **(reranker_kw or {}).get(m, {}))
         runs[m] = {}
         for s in settings:
             done = rr.rerank(None, Run(runs["hybrid"][s]), top_k=rerank_depth)
             runs[m][s] = list(done.values())
-            for r in runs[m][s]:
-                for note in r.fallbacks:
-                    key = s + ": " + re.sub(r"\b[0-9]+\b", "N", note)  # one counter per kind of fallback
-                    fallbacks.setdefault(m, {})[key] = fallbacks.setdefault(m, {}).get(key, 0) + 1
+            # one counter per kind of fallback: numbers masked
+            fallbacks[m].update(s + ": " + re.sub(r"\b[0-9]+\b", "N", note) for r in runs[m][s] for note in r.fallbacks)
         del rr
     out: dict[str, Any] = {}
     for m in methods:
@@ -227,6 +226,6 @@ def run_page_retrieval(
             assert isinstance(means, dict)
             out[m][setting] = {name: round(float(means[name]), 4) for name in METRICS}  # type: ignore[arg-type]
         out[m]["queries"] = len(bench.qrels)
-        if m in fallbacks:
-            out[m]["fallbacks"] = fallbacks[m]
+        if fallbacks.get(m):
+            out[m]["fallbacks"] = dict(fallbacks[m])
     return out
