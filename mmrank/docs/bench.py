@@ -151,6 +151,7 @@ def run_page_retrieval(
     method to extra keyword arguments of its reranker (e.g. ``{"hybrid+mm-r5": {"max_new_tokens": 512}}``).
     A reranked method also reports ``"fallbacks"``: how often each recorded fallback fired (e.g. MM-R5 parse
     repairs). ``settings`` limits the evaluation to ``"in_document"`` and/or ``"collection"``."""
+    from mmrank import registry
     from mmrank.eval.metrics import evaluate
 
     unknown = set(methods) - set(DEFAULT_METHODS) - set(SLOW_METHODS)
@@ -182,8 +183,6 @@ def run_page_retrieval(
     if need_dense:
         say("dense: encoding pages")
         if encoder is None:
-            from mmrank import registry
-
             encoder = registry.encoder("sentence-transformers")
         vecs = encoder.encode_items([Item(it.id, text=it.text or " ") for it in bench.pages])
         qvecs = encoder.encode_queries(bench.queries)
@@ -203,8 +202,6 @@ def run_page_retrieval(
             )
             for s in ("collection", "in_document")
         }
-    from mmrank import registry
-
     fallbacks: dict[str, Counter[str]] = {m: Counter() for m in slow}
     for m in slow:
         say(f"{m}: {LLM_RERANKERS[m]} reranking of the hybrid top {rerank_depth}")
