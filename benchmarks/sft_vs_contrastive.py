@@ -60,22 +60,22 @@ def training_examples(k: int) -> list[TrainExample]:
     return out
 
 
-def medline(n: int) -> tuple[Run, dict[str, dict[str, int]]]:
+def medline(n: int, depth: int) -> tuple[Run, dict[str, dict[str, int]]]:
     folder = DATA / "classic" / "medline"
     corpus = load_corpus(folder / "corpus.jsonl")
     qrels = load_qrels(folder / "qrels.tsv")
     queries = [q for q in load_queries(folder / "queries.jsonl") if q.id in qrels][:n]
-    run = BM25Retriever().index(corpus).retrieve(queries, k=DEPTH)
+    run = BM25Retriever().index(corpus).retrieve(queries, k=depth)
     return run, {q.id: qrels[q.id] for q in queries}
 
 
-def dl19(n: int) -> tuple[Run, dict[str, dict[str, int]]]:
+def dl19(n: int, depth: int) -> tuple[Run, dict[str, dict[str, int]]]:
     d = DATA / "trec-dl"
     run = read_rank_llm_json(d / "first_stage" / "BM25" / "retrieve_results_dl19_top100.json", name="bm25")
     qrels = read_trec_qrels(d / "qrels" / "qrels.dl19-passage.txt")
     order = [q.id for q in read_topics(d / "topics" / "topics.dl19-passage.txt") if q.id in run and q.id in qrels]
     qids = order[:n]
-    return Run([run[q] for q in qids], name="bm25").top(DEPTH), {q: qrels[q] for q in qids}
+    return Run([run[q] for q in qids], name="bm25").top(depth), {q: qrels[q] for q in qids}
 
 
 def ndcg(scores: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> float:
@@ -83,14 +83,15 @@ def ndcg(scores: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) 
 
 
 def head_runs(model: str, run: Run, max_doc_tokens: int) -> tuple[dict[str, dict[str, dict[str, float]]], float]:
-    """Both heads' score maps for the top-DEPTH of ``run`` from one logits pass; and the seconds it took."""
+    """Both heads' score maps for the hits of ``run`` (already cut to the depth) from one logits pass; and the
+    seconds it took."""
     lm = CausalLM(model, batch_size=8, max_length=1024)
     rr = YesNoReranker(lm=lm, max_doc_tokens=max_doc_tokens)
     pairs, keys = [], []
     for qid, r in run.items():
         q = r.query
         assert q is not None, f"run has no query for {qid}"
-        for h in r.hits[:DEPTH]:
+        for h in r.hits:
             pairs.append((q, h.item))
             keys.append((qid, h.id))
     t0 = time.perf_counter()
@@ -108,13 +109,8 @@ def head_runs(model: str, run: Run, max_doc_tokens: int) -> tuple[dict[str, dict
     return out, secs
 
 
-def set_depth(depth: int) -> None:
-    global DEPTH
-    DEPTH = depth
-
-
 def bm25_scores(run: Run) -> dict[str, dict[str, float]]:
-    return {qid: {h.id: float(h.score) for h in r.hits[:DEPTH]} for qid, r in run.items()}
+    return {qid: {h.id: float(h.score) for h in r.hits} for qid, r in run.items()}
 
 
 def main() -> None:
@@ -130,12 +126,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--depth", type=int, default=DEPTH, help="BM25 candidates reranked per query (default 20)")
     args = ap.parse_args()
-    set_depth(args.depth)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t_all = time.perf_counter()
     examples = training_examples(args.mine_k)
-    evals = {"medline": medline(args.medline_queries), "dl19": dl19(args.dl19_queries)}
+    evals = {"medline": medline(args.medline_queries, args.depth), "dl19": dl19(args.dl19_queries, args.depth)}
     print("train examples", len(examples), "eval queries", {c: len(q) for c, (_r, q) in evals.items()}, flush=True)
     rows: dict[str, dict[str, Any]] = {"BM25": {c: ndcg(bm25_scores(r), q) for c, (r, q) in evals.items()}}
 
