@@ -200,3 +200,16 @@ def test_a_pdf_with_thousands_of_pages_is_read_lazily(tmp_path):
     img = pages.items[999].load_image()  # one page renders on demand, and is cached
     assert img.size == render_page(path, 1000).size
     assert len(list((tmp_path / "cache" / "renders").rglob("*.png"))) == 1
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [b"not json{", b'{"pages": 3}', b'{"pages": [["a", "layer"]], "sizes": [[1, 2], [3, 4]]}', b'{"sizes": []}'],
+)
+def test_a_damaged_text_cache_entry_is_recomputed(files, tmp_path, entry):
+    first = pdf_pages(files["text"], cache_dir=tmp_path, ocr="never")
+    (cached,) = (tmp_path / "text").glob("*.json")
+    cached.write_bytes(entry)
+    again = pdf_pages(files["text"], cache_dir=tmp_path, ocr="never")
+    assert [it.text for it in again.items] == [it.text for it in first.items]
+    assert len(json.loads(cached.read_text())["sizes"]) == len(first.items)  # rewritten whole
