@@ -199,9 +199,11 @@ def markdown(rec: dict[str, Any]) -> str:
     ]
     for label, r in rec["rows"].items():
         lines.append(f"| {label} | {r['medline']:.4f} | {r['dl19']:.4f} |")
-    lines += ["", "| objective | train seconds | loss, mean of each fifth of the steps |", "|---|---|---|"]
+    parts = min(10, max(len(t["losses"]) for t in rec["train"].values()))
+    lines += ["", f"| objective | train seconds | loss curve: mean loss of {parts} equal blocks of steps, in order |"]
+    lines.append("|---|---|---|")
     for obj, t in rec["train"].items():
-        chunks = [np.nanmean(c) for c in np.array_split(np.array(t["losses"], dtype=float), 5) if len(c)]
+        chunks = [np.nanmean(c) for c in np.array_split(np.array(t["losses"], dtype=float), parts) if len(c)]
         lines.append(f"| {obj} | {t['seconds']:.0f} | {' -> '.join(f'{c:.3f}' for c in chunks)} |")
     return "\n".join(lines) + "\n"
 
