@@ -32,15 +32,18 @@ from mmrank.train import TrainConfig, TrainExample, train
 RESULTS = Path(__file__).resolve().parent / "results" / "train_fit_check"
 
 
-def top1(model: str, groups: list[TrainExample], head: str, max_doc_tokens: int) -> float:
-    """Share of groups whose positive (index 0) scores highest under ``head``."""
+def top1(model: str, groups: list[TrainExample], max_doc_tokens: int) -> dict[str, float]:
+    """For each head (``sft``, ``cl``), the share of groups whose positive (index 0) scores highest; one pass."""
     rr = YesNoReranker(lm=CausalLM(model, batch_size=8, max_length=1024), max_doc_tokens=max_doc_tokens)
     pairs = [(g.query, it) for g in groups for it in g.positives + g.negatives]
     z, _ = rr.logits(pairs)
-    s = head_scores(z.double(), head, yes_id=rr.yes_id, no_id=rr.no_id).numpy().reshape(len(groups), -1)
+    out = {}
+    for head in ("sft", "cl"):
+        s = head_scores(z.double(), head, yes_id=rr.yes_id, no_id=rr.no_id).numpy().reshape(len(groups), -1)
+        out[head] = float(np.mean(s.argmax(1) == 0))
     del rr
     gc.collect()
-    return float(np.mean(s.argmax(1) == 0))
+    return out
 
 
 def main() -> None:
@@ -59,9 +62,9 @@ def main() -> None:
     picked = [pool[int(i)] for i in rng.permutation(len(pool))[: args.groups]]
     groups = [TrainExample(e.query, e.positives[:1], e.negatives[: args.negatives]) for e in picked]
     rec: dict[str, Any] = {"args": vars(args), "queries": [g.query.id for g in groups], "objectives": {}}
+    before = top1(args.llm, groups, args.max_doc_tokens)  # the base model, once for both heads
     with tempfile.TemporaryDirectory() as tmp:
         for objective, head in (("sft", "sft"), ("contrastive", "cl")):
-            before = top1(args.llm, groups, head, args.max_doc_tokens)
             cfg = TrainConfig(
                 objective=objective,  # type: ignore[arg-type]
                 negatives=args.negatives,
@@ -75,10 +78,10 @@ def main() -> None:
             )
             t0 = time.perf_counter()
             s = train(args.llm, groups, Path(tmp) / objective, cfg)
-            after = top1(str(Path(tmp) / objective), groups, head, args.max_doc_tokens)
+            after = top1(str(Path(tmp) / objective), groups, args.max_doc_tokens)[head]
             per_epoch = [float(np.mean(c)) for c in np.array_split(np.array(s["losses"]), args.epochs)]
             rec["objectives"][objective] = {
-                "top1_before": before,
+                "top1_before": before[head],
                 "top1_after": after,
                 "loss_per_epoch": per_epoch,
                 "seconds": round(time.perf_counter() - t0, 1),
